@@ -1,1 +1,33 @@
-//! placeholder
+//! sessiond-actors: sessions as actors.
+//!
+//! A session actor owns its transcript tail, its prompt queue, its current run and
+//! the run's cancellation; a project supervisor spawns the sessions of one project
+//! and restarts a crashed one from the store. Drivers turn a prompt into transcript
+//! messages. Actors bind the narrowest store traits they need; nothing here knows
+//! HTTP or the node.
+//!
+//! # Layout
+//! - [`session`]: `Session` actor, `SessionState` decisions, run task, `SessionHandle`
+//! - [`project`]: `Project` supervisor and `ProjectHandle`
+//! - [`writer`]: the node's group-commit writer every session writes through
+//! - [`context`]: what session actors share (stores, writer, drivers, lease book)
+//! - [`driver`]: the `AgentDriver` trait and the registry
+//! - [`scripted`]: the deterministic scripted driver
+//! - [`error`]: `SessionError`
+
+pub mod context;
+pub mod driver;
+pub mod error;
+pub mod project;
+pub mod scripted;
+pub mod session;
+pub mod writer;
+
+pub use context::{LeaseBook, SessionContext, SessionSettings};
+pub use driver::{
+    AgentDriver, DriverEvent, DriverEvents, DriverOutcome, DriverRegistry, RunRequest,
+};
+pub use error::{Result, SessionError};
+pub use project::ProjectHandle;
+pub use session::{AbortReply, SendReceipt, SessionHandle};
+pub use writer::{Writer, WriterConfig};

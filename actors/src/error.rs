@@ -1,0 +1,44 @@
+//! Errors of session and project operations.
+
+use sessiond_store::StoreError;
+
+/// What a session operation can fail with. Delivery failures (the actor is gone or
+/// did not answer in time) map to `Unavailable` and `Timeout`; the rest come from
+/// the handler.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The session (or run) does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request is malformed or not allowed in this state.
+    #[error("{0}")]
+    Invalid(String),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The session cannot serve now (store down, actor stopped, lease lost); retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// No answer within the call's deadline.
+    #[error("{0} timed out")]
+    Timeout(String),
+}
+
+impl From<StoreError> for SessionError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => Self::NotFound(what),
+            StoreError::Conflict(what) => Self::Conflict(what),
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Result of session and project operations.
+pub type Result<T, E = SessionError> = std::result::Result<T, E>;
+
+/// Why a session actor refused to start: a planned stop, never restarted by the
+/// project supervisor (a crash is restarted; this is not a crash).
+#[derive(Debug, thiserror::Error)]
+#[error("session did not start: {0}")]
+pub struct StartRefused(pub SessionError);

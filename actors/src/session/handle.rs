@@ -1,0 +1,102 @@
+//! `SessionHandle`: the typed API of a session actor, every call with a deadline.
+
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, RpcReplyPort};
+use sessiond_store::{RunId, SessionId, SessionMeta};
+
+use super::{AbortReply, SendReceipt, SessionMsg};
+use crate::error::{Result, SessionError};
+
+/// The way to talk to a session actor; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    id: SessionId,
+    actor: ActorRef<SessionMsg>,
+    timeout: Duration,
+    abort_timeout: Duration,
+}
+
+impl SessionHandle {
+    pub(crate) fn new(
+        id: SessionId,
+        actor: ActorRef<SessionMsg>,
+        timeout: Duration,
+        abort_grace: Duration,
+    ) -> Self {
+        Self {
+            id,
+            actor,
+            timeout,
+            abort_timeout: timeout + abort_grace,
+        }
+    }
+
+    /// The session.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// Whether the actor is still running.
+    pub fn is_alive(&self) -> bool {
+        matches!(
+            self.actor.get_status(),
+            ractor::ActorStatus::Starting
+                | ractor::ActorStatus::Running
+                | ractor::ActorStatus::Upgrading
+        )
+    }
+
+    pub(crate) fn actor(&self) -> &ActorRef<SessionMsg> {
+        &self.actor
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        build: impl FnOnce(RpcReplyPort<T>) -> SessionMsg,
+    ) -> Result<T> {
+        match self.actor.call(build, Some(timeout)).await {
+            Ok(CallResult::Success(v)) => Ok(v),
+            Ok(CallResult::Timeout) => Err(SessionError::Timeout(format!(
+                "{what} on session {}",
+                self.id
+            ))),
+            Ok(CallResult::SenderError) | Err(_) => Err(SessionError::Unavailable(format!(
+                "session {} stopped; retry",
+                self.id
+            ))),
+        }
+    }
+
+    /// Appends a prompt; returns once it is durable.
+    pub async fn send(&self, prompt: String) -> Result<SendReceipt> {
+        self.call("send", self.timeout, |reply| SessionMsg::Send {
+            prompt,
+            reply,
+        })
+        .await?
+    }
+
+    /// Cancels the active run (or `run_id` only); returns once it has ended.
+    pub async fn abort(&self, run_id: Option<RunId>) -> Result<AbortReply> {
+        self.call("abort", self.abort_timeout, |reply| SessionMsg::Abort {
+            run_id,
+            reply,
+        })
+        .await?
+    }
+
+    /// The session as its actor sees it.
+    pub async fn meta(&self) -> Result<SessionMeta> {
+        self.call("get", self.timeout, |reply| SessionMsg::Get { reply })
+            .await
+    }
+
+    /// Stops the actor (the data stays in the store).
+    pub fn stop(&self, reason: &str) {
+        self.actor.stop(Some(reason.to_string()));
+    }
+}

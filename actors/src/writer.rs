@@ -1,0 +1,213 @@
+//! The node's writer: one task that group-commits the appends and meta writes of all
+//! local sessions.
+//!
+//! There is no fixed batching window: the writer commits everything pending as soon
+//! as its previous commit returns, so a lone write costs one round trip and a burst
+//! becomes one large pipelined batch. Writes of one session are committed in the order
+//! they were submitted. A failed commit is retried with backoff (a retry of a batch
+//! whose fate is unknown is safe: seqs already stored answer DUP) until
+//! `persist_deadline`; the queue toward the writer is bounded, so a slow store slows
+//! the sessions down instead of anything being dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sessiond_store::{CommitOutcome, SessionStore, SessionWrite};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Why a write did not commit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// A newer lease holder owns the session.
+    #[error("session fenced: another node took it over")]
+    Fenced,
+    /// The session no longer exists.
+    #[error("session deleted")]
+    Missing,
+    /// The write does not continue the stored log (a bug or a lost incarnation).
+    #[error("seq gap: the stored log ends at {0}")]
+    Gap(u64),
+    /// The store stayed unreachable past the deadline, or the writer is shut down.
+    #[error("persistence failed: {0}")]
+    Unavailable(String),
+}
+
+/// Called once with the fate of a write, on the writer's task: keep it short (send
+/// on a channel, cast to an actor).
+pub type OnCommit = Box<dyn FnOnce(Result<u64, WriteError>) + Send>;
+
+struct WriteRequest {
+    write: SessionWrite,
+    done: OnCommit,
+}
+
+/// Writer tuning.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Writes waiting for the writer before submitters wait (backpressure).
+    pub queue_capacity: usize,
+    /// Most writes in one commit.
+    pub max_batch: usize,
+    /// How long a failing commit is retried before its writes fail.
+    pub persist_deadline: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 4096,
+            max_batch: 512,
+            persist_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Handle to the writer task; cheap to clone. The task ends, after committing what
+/// is queued, when every handle is dropped.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<WriteRequest>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Starts the writer task over `store`.
+    pub fn spawn(store: Arc<dyn SessionStore>, config: WriterConfig) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(config.queue_capacity);
+        let task = tokio::spawn(run(store, config, rx));
+        (Self { tx }, task)
+    }
+
+    /// Queues a write; waits while the queue is full. `done` learns its fate.
+    pub async fn submit(&self, write: SessionWrite, done: OnCommit) {
+        if let Err(mpsc::error::SendError(req)) = self.tx.send(WriteRequest { write, done }).await {
+            (req.done)(Err(WriteError::Unavailable("writer stopped".into())));
+        }
+    }
+
+    /// Queues a write and waits until it is committed (or failed).
+    pub async fn commit(&self, write: SessionWrite) -> Result<u64, WriteError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(
+            write,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )
+        .await;
+        rx.await
+            .unwrap_or_else(|_| Err(WriteError::Unavailable("writer stopped".into())))
+    }
+}
+
+async fn run(
+    store: Arc<dyn SessionStore>,
+    config: WriterConfig,
+    mut rx: mpsc::Receiver<WriteRequest>,
+) {
+    let mut batch = Vec::with_capacity(config.max_batch);
+    while rx.recv_many(&mut batch, config.max_batch).await > 0 {
+        let writes: Vec<SessionWrite> = batch.iter().map(|r| r.write.clone()).collect();
+        let results = commit_with_retry(&*store, &writes, config.persist_deadline).await;
+        for (req, result) in batch.drain(..).zip(results) {
+            (req.done)(result);
+        }
+    }
+}
+
+async fn commit_with_retry(
+    store: &dyn SessionStore,
+    writes: &[SessionWrite],
+    deadline: Duration,
+) -> Vec<Result<u64, WriteError>> {
+    let give_up = tokio::time::Instant::now() + deadline;
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        match store.commit(writes).await {
+            Ok(outcomes) => {
+                return outcomes
+                    .into_iter()
+                    .map(|o| match o {
+                        CommitOutcome::Committed { last_seq } => Ok(last_seq),
+                        CommitOutcome::Fenced => Err(WriteError::Fenced),
+                        CommitOutcome::Missing => Err(WriteError::Missing),
+                        CommitOutcome::Gap { last_seq } => Err(WriteError::Gap(last_seq)),
+                    })
+                    .collect();
+            }
+            Err(e) if tokio::time::Instant::now() + backoff < give_up => {
+                tracing::warn!(error = %e, writes = writes.len(), "commit failed, retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, writes = writes.len(), "persistence failed");
+                let err = WriteError::Unavailable(e.to_string());
+                return writes.iter().map(|_| Err(err.clone())).collect();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessiond_store::backend::memory::memory;
+    use sessiond_store::testing::conformance::{fresh_tenant, msg, new_meta};
+    use sessiond_store::{LeaseGrant, NodeId, Role};
+
+    #[tokio::test]
+    async fn commits_in_order_and_reports_outcomes() {
+        let b = memory();
+        let t = fresh_tenant();
+        let meta = new_meta(&t, "p", None);
+        b.sessions.create_session(&meta).await.unwrap();
+        let LeaseGrant::Granted { fence } = b
+            .leases
+            .acquire(
+                &t,
+                meta.id,
+                &NodeId::new("n").unwrap(),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        let (writer, task) = Writer::spawn(b.sessions.clone(), WriterConfig::default());
+        let w = |seq, fence| SessionWrite {
+            tenant: t.clone(),
+            session: meta.id,
+            fence,
+            messages: vec![msg(seq, Role::User, "x")],
+            meta: None,
+        };
+        let mut waits = vec![];
+        for seq in 1..=50 {
+            let (tx, rx) = oneshot::channel();
+            writer
+                .submit(w(seq, fence), Box::new(move |r| drop(tx.send(r))))
+                .await;
+            waits.push(rx);
+        }
+        for (i, rx) in waits.into_iter().enumerate() {
+            assert_eq!(rx.await.unwrap(), Ok(i as u64 + 1));
+        }
+        assert_eq!(
+            writer.commit(w(51, fence + 1)).await,
+            Err(WriteError::Fenced)
+        );
+        assert_eq!(writer.commit(w(60, fence)).await, Err(WriteError::Gap(50)));
+        drop(writer);
+        task.await.unwrap();
+        let log = b.sessions.read_log(&t, meta.id, 0, 100).await.unwrap();
+        assert_eq!(log.len(), 50);
+    }
+}

@@ -1,0 +1,190 @@
+//! Session actor and project supervisor over the memory backend: send, queue,
+//! abort, restart from the store.
+
+use std::time::Duration;
+
+use sessiond_actors::{
+    AbortReply, DriverRegistry, LeaseBook, ProjectHandle, SessionContext, SessionSettings, Writer,
+    WriterConfig,
+};
+use sessiond_store::backend::memory::memory;
+use sessiond_store::testing::conformance::{fresh_tenant, new_meta};
+use sessiond_store::testing::wait_until;
+use sessiond_store::{Backend, NodeId, Role, RunOutcome, SessionMeta, SessionStatus};
+
+fn context(b: &Backend) -> SessionContext {
+    let (writer, _) = Writer::spawn(b.sessions.clone(), WriterConfig::default());
+    SessionContext {
+        store: b.sessions.clone(),
+        leases: b.leases.clone(),
+        writer,
+        drivers: DriverRegistry::with_scripted(),
+        node: NodeId::new("test-node").unwrap(),
+        settings: SessionSettings {
+            abort_grace: Duration::from_millis(500),
+            ..SessionSettings::default()
+        },
+        lease_book: LeaseBook::default(),
+    }
+}
+
+async fn create(b: &Backend, options: serde_json::Value) -> SessionMeta {
+    let mut meta = new_meta(&fresh_tenant(), "proj", None);
+    meta.driver_options = options.as_object().cloned().unwrap();
+    b.sessions.create_session(&meta).await.unwrap();
+    meta
+}
+
+async fn wait_idle_with(b: &Backend, meta: &SessionMeta, last_seq: u64) -> SessionMeta {
+    wait_until("session idle", Duration::from_secs(10), || async {
+        let m = b
+            .sessions
+            .load_session(&meta.tenant, meta.id)
+            .await
+            .unwrap()
+            .unwrap();
+        (m.status == SessionStatus::Idle && m.last_seq >= last_seq).then_some(m)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn send_runs_the_prompt_and_commits_the_reply() {
+    let b = memory();
+    let ctx = context(&b);
+    let meta = create(&b, serde_json::json!({"input_tokens": 3, "cost_usd": 0.5})).await;
+    let project = ProjectHandle::spawn(ctx, meta.tenant.clone(), meta.project.clone())
+        .await
+        .unwrap();
+    let session = project.activate(meta.clone()).await.unwrap();
+    let receipt = session.send("hi".into()).await.unwrap();
+    assert_eq!((receipt.message_seq, receipt.queued), (1, false));
+    // The prompt is durable when send returns.
+    let log = b
+        .sessions
+        .read_log(&meta.tenant, meta.id, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(log[0].content, "hi");
+    let done = wait_idle_with(&b, &meta, 2).await;
+    let log = b
+        .sessions
+        .read_log(&meta.tenant, meta.id, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        (log[1].role, log[1].content.as_str()),
+        (Role::Assistant, "echo: hi")
+    );
+    assert_eq!(log[1].run_id, Some(receipt.run_id));
+    assert_eq!(done.usage.input_tokens, 3);
+    assert_eq!(done.last_run.unwrap().outcome, Some(RunOutcome::Completed));
+    // Usage sums over runs.
+    session.send("again".into()).await.unwrap();
+    let done = wait_idle_with(&b, &meta, 4).await;
+    assert_eq!(done.usage.input_tokens, 6);
+    assert!((done.usage.cost_usd - 1.0).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn abort_ends_a_hanging_run_and_the_queue_moves_on() {
+    let b = memory();
+    let ctx = context(&b);
+    let meta = create(&b, serde_json::json!({"hang": true})).await;
+    let project = ProjectHandle::spawn(ctx, meta.tenant.clone(), meta.project.clone())
+        .await
+        .unwrap();
+    let session = project.activate(meta.clone()).await.unwrap();
+    let first = session.send("one".into()).await.unwrap();
+    let second = session.send("two".into()).await.unwrap();
+    assert!(second.queued);
+    wait_until("running", Duration::from_secs(5), || async {
+        let m = session.meta().await.unwrap();
+        (m.status == SessionStatus::Running).then_some(())
+    })
+    .await;
+    let reply = session.abort(None).await.unwrap();
+    assert_eq!(
+        reply,
+        AbortReply::Aborted {
+            run_id: first.run_id
+        }
+    );
+    // The second prompt runs next (and hangs too): abort it by id.
+    wait_until("second run", Duration::from_secs(5), || async {
+        let m = session.meta().await.unwrap();
+        (m.last_run.as_ref().map(|r| r.run_id) == Some(second.run_id)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        session.abort(Some(first.run_id)).await.unwrap(),
+        AbortReply::NoActiveRun
+    );
+    assert_eq!(
+        session.abort(Some(second.run_id)).await.unwrap(),
+        AbortReply::Aborted {
+            run_id: second.run_id
+        }
+    );
+    assert_eq!(session.abort(None).await.unwrap(), AbortReply::NoActiveRun);
+    let stored = b
+        .sessions
+        .load_session(&meta.tenant, meta.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, SessionStatus::Idle);
+    assert_eq!(stored.last_run.unwrap().outcome, Some(RunOutcome::Aborted));
+}
+
+#[tokio::test]
+async fn a_restarted_actor_continues_the_log_and_interrupts_the_lost_run() {
+    let b = memory();
+    let meta = create(&b, serde_json::json!({"hang": true})).await;
+    {
+        let project = ProjectHandle::spawn(context(&b), meta.tenant.clone(), meta.project.clone())
+            .await
+            .unwrap();
+        let session = project.activate(meta.clone()).await.unwrap();
+        session.send("lost".into()).await.unwrap();
+        wait_until("running", Duration::from_secs(5), || async {
+            let m = b
+                .sessions
+                .load_session(&meta.tenant, meta.id)
+                .await
+                .unwrap()
+                .unwrap();
+            (m.status == SessionStatus::Running).then_some(())
+        })
+        .await;
+        // A node that vanishes without a word: stop everything, no cleanup writes.
+        project.stop();
+    }
+    // A new "node" (fresh context: its own writer) picks the session up.
+    let project = ProjectHandle::spawn(context(&b), meta.tenant.clone(), meta.project.clone())
+        .await
+        .unwrap();
+    let stored = b
+        .sessions
+        .load_session(&meta.tenant, meta.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let session = project.activate(stored).await.unwrap();
+    let m = wait_until("interrupted", Duration::from_secs(5), || async {
+        let m = session.meta().await.unwrap();
+        (m.status == SessionStatus::Interrupted).then_some(m)
+    })
+    .await;
+    assert_eq!(m.last_run.unwrap().outcome, Some(RunOutcome::Interrupted));
+    let log = b
+        .sessions
+        .read_log(&meta.tenant, meta.id, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(log.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(log[1].role, Role::System);
+    let r = session.send("next".into()).await.unwrap();
+    assert_eq!(r.message_seq, 3);
+}
