@@ -63,12 +63,13 @@ impl std::fmt::Debug for SessionContext {
 }
 
 type OnLost = Arc<dyn Fn() + Send + Sync>;
+type LeaseEntries = HashMap<(TenantId, SessionId), (u64, OnLost)>;
 
 /// Leases held by resident sessions, so the node can renew them all in one batch and
 /// tell a session at once when its lease is lost.
 #[derive(Clone, Default)]
 pub struct LeaseBook {
-    entries: Arc<Mutex<HashMap<(TenantId, SessionId), (u64, OnLost)>>>,
+    entries: Arc<Mutex<LeaseEntries>>,
 }
 
 impl LeaseBook {

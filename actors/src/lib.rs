@@ -13,7 +13,7 @@
 //! - [`context`]: what session actors share (stores, writer, drivers, lease book)
 //! - [`driver`]: the `AgentDriver` trait and the registry
 //! - [`scripted`]: the deterministic scripted driver
-//! - [`error`]: `SessionError`
+//! - [`error`]: `SessionError` and `Result`
 
 pub mod context;
 pub mod driver;

@@ -264,9 +264,19 @@ impl ProjectHandle {
         self.call(|reply| ProjectMsg::Resident { reply }).await
     }
 
-    /// Stops the supervisor and its sessions.
+    /// Stops the supervisor at once; its sessions are killed without cleanup (as in
+    /// a crash: their runs are marked interrupted by the next owner).
     pub fn stop(&self) {
         self.actor.stop(None);
+    }
+
+    /// Stops its sessions gracefully (each releases its lease), then itself.
+    pub async fn stop_and_wait(&self) {
+        let timeout = Some(self.timeout);
+        self.actor
+            .stop_children_and_wait(Some("node stopping".into()), timeout)
+            .await;
+        let _ = self.actor.stop_and_wait(None, timeout).await;
     }
 }
 

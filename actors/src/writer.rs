@@ -37,9 +37,13 @@ pub enum WriteError {
 /// on a channel, cast to an actor).
 pub type OnCommit = Box<dyn FnOnce(Result<u64, WriteError>) + Send>;
 
-struct WriteRequest {
-    write: SessionWrite,
-    done: OnCommit,
+enum WriteRequest {
+    Write {
+        write: Box<SessionWrite>,
+        done: OnCommit,
+    },
+    /// Answered once everything submitted before it is committed (or failed).
+    Barrier(oneshot::Sender<()>),
 }
 
 /// Writer tuning.
@@ -86,8 +90,26 @@ impl Writer {
 
     /// Queues a write; waits while the queue is full. `done` learns its fate.
     pub async fn submit(&self, write: SessionWrite, done: OnCommit) {
-        if let Err(mpsc::error::SendError(req)) = self.tx.send(WriteRequest { write, done }).await {
-            (req.done)(Err(WriteError::Unavailable("writer stopped".into())));
+        if let Err(mpsc::error::SendError(WriteRequest::Write { done, .. })) = self
+            .tx
+            .send(WriteRequest::Write {
+                write: Box::new(write),
+                done,
+            })
+            .await
+        {
+            done(Err(WriteError::Unavailable("writer stopped".into())));
+        }
+    }
+
+    /// Resolves once everything submitted before this call is committed or failed.
+    pub async fn flush(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.tx.send(WriteRequest::Barrier(tx)).await.is_ok();
+        async move {
+            if sent {
+                let _ = rx.await;
+            }
         }
     }
 
@@ -113,10 +135,26 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(config.max_batch);
     while rx.recv_many(&mut batch, config.max_batch).await > 0 {
-        let writes: Vec<SessionWrite> = batch.iter().map(|r| r.write.clone()).collect();
-        let results = commit_with_retry(&*store, &writes, config.persist_deadline).await;
-        for (req, result) in batch.drain(..).zip(results) {
-            (req.done)(result);
+        let mut writes = Vec::with_capacity(batch.len());
+        let mut dones = Vec::with_capacity(batch.len());
+        let mut barriers = Vec::new();
+        for req in batch.drain(..) {
+            match req {
+                WriteRequest::Write { write, done } => {
+                    writes.push(*write);
+                    dones.push(done);
+                }
+                WriteRequest::Barrier(tx) => barriers.push(tx),
+            }
+        }
+        if !writes.is_empty() {
+            let results = commit_with_retry(&*store, &writes, config.persist_deadline).await;
+            for (done, result) in dones.into_iter().zip(results) {
+                done(result);
+            }
+        }
+        for b in barriers {
+            let _ = b.send(());
         }
     }
 }

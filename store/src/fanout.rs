@@ -65,7 +65,12 @@ impl Fanout {
             fanout: self.clone(),
             channel: channel.clone(),
         };
-        ready.get_or_try_init(go_live).await?;
+        if let Err(e) = ready.get_or_try_init(go_live).await {
+            // The receiver must go before the guard counts the channel's readers.
+            drop(rx);
+            drop(guard);
+            return Err(e);
+        }
         Ok(BusSubscription::new(rx, Some(Box::new(guard))))
     }
 

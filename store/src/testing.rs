@@ -2,10 +2,12 @@
 //!
 //! # Layout
 //! - [`redis_server`]: starts and stops real redis-server processes on free ports
+//! - [`redis_cluster`]: a 3-master Redis Cluster on loopback, for cluster runs
 //! - [`conformance`]: the suite every backend of every store trait must pass
 //! - [`wait_until`]: polls a condition up to a deadline (tests never sleep to sync)
 
 pub mod conformance;
+pub mod redis_cluster;
 pub mod redis_server;
 
 use std::future::Future;

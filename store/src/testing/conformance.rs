@@ -301,7 +301,9 @@ pub async fn lease_store_suite(b: &Backend) {
         vec![true, false]
     );
     assert_eq!(
-        l.renew(&n2, &[current.clone()], ttl).await.unwrap(),
+        l.renew(&n2, std::slice::from_ref(&current), ttl)
+            .await
+            .unwrap(),
         vec![false]
     );
     assert!(l.renew(&n1, &[], ttl).await.unwrap().is_empty());

@@ -1,0 +1,103 @@
+//! The one place errors become HTTP: status by code, one JSON shape, no internals.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::model::{ErrorBody, ErrorDetail};
+use crate::error::Error;
+
+/// An API error response. Built from [`Error`] and from extractor rejections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// 405 for a route that exists with another method.
+    pub fn method_not_allowed() -> Self {
+        Self {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "method_not_allowed",
+            message: "method not allowed on this route".into(),
+        }
+    }
+
+    /// The JSON body of this error.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+            },
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = match &e {
+            // Never leak internals.
+            Error::Internal(_) => "internal error".to_string(),
+            other => other.to_string(),
+        };
+        Self {
+            status,
+            code: e.code(),
+            message,
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let e = match &r {
+            JsonRejection::MissingJsonContentType(_) => Error::InvalidRequest(
+                "expected a JSON body with Content-Type: application/json".into(),
+            ),
+            _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Error::PayloadTooLarge("request body too large".into())
+            }
+            _ => Error::InvalidRequest(format!("invalid JSON body: {}", r.body_text())),
+        };
+        e.into()
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Error::InvalidRequest(format!("invalid query: {}", r.body_text())).into()
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Error::InvalidRequest(format!("invalid path: {}", r.body_text())).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+/// Result of handlers.
+pub type ApiResult<T> = std::result::Result<T, ApiError>;

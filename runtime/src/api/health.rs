@@ -1,0 +1,27 @@
+//! Liveness and readiness.
+
+use axum::Json;
+use axum::extract::State;
+
+use super::AppState;
+use super::error::ApiResult;
+use super::model::Health;
+
+fn health(state: &AppState) -> Health {
+    Health {
+        status: "ok".into(),
+        node_id: state.node.id().to_string(),
+        store: state.node.backend().kind.to_string(),
+    }
+}
+
+/// `GET /healthz`: the process serves HTTP.
+pub(super) async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    Json(health(&state))
+}
+
+/// `GET /readyz`: the store answers too.
+pub(super) async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
+    state.node.ready().await?;
+    Ok(Json(health(&state)))
+}

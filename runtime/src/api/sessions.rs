@@ -1,0 +1,167 @@
+//! Session routes: create, get, send, history, abort.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use sessiond_store::{ProjectId, SessionId, SessionKey};
+
+use super::AppState;
+use super::error::ApiResult;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::model::*;
+use crate::error::Error;
+use crate::node::NewSession;
+
+/// Parses a session id from the path.
+pub(super) fn session_id(raw: &str) -> Result<SessionId, Error> {
+    raw.parse()
+        .map_err(|_| Error::InvalidRequest(format!("invalid session id '{raw}': expected a UUID")))
+}
+
+fn check_prompt(state: &AppState, prompt: &str) -> Result<(), Error> {
+    let max = state.node.config().limits.max_prompt_bytes;
+    if prompt.trim().is_empty() {
+        return Err(Error::InvalidRequest("prompt must not be empty".into()));
+    }
+    if prompt.len() > max {
+        return Err(Error::PayloadTooLarge(format!(
+            "prompt is {} bytes; the limit is {max}",
+            prompt.len()
+        )));
+    }
+    Ok(())
+}
+
+fn new_session(state: &AppState, req: &CreateSessionRequest) -> Result<NewSession, Error> {
+    let limits = &state.node.config().limits;
+    if let Some(label) = &req.label
+        && label.chars().count() > limits.max_label_chars
+    {
+        return Err(Error::InvalidRequest(format!(
+            "label is longer than {} characters",
+            limits.max_label_chars
+        )));
+    }
+    if let Some(sp) = &req.system_prompt
+        && sp.len() > limits.max_system_prompt_bytes
+    {
+        return Err(Error::PayloadTooLarge(format!(
+            "system_prompt is {} bytes; the limit is {}",
+            sp.len(),
+            limits.max_system_prompt_bytes
+        )));
+    }
+    if let Some(p) = &req.prompt {
+        check_prompt(state, p)?;
+    }
+    Ok(NewSession {
+        key: req.key.clone().map(SessionKey::new).transpose()?,
+        label: req.label.clone(),
+        driver: req.driver.clone(),
+        driver_options: req.driver_options.clone().unwrap_or_default(),
+        model: req.model.clone(),
+        system_prompt: req.system_prompt.clone(),
+        config: Default::default(),
+    })
+}
+
+/// `POST /v1/projects/{project}/sessions`.
+pub(super) async fn create(
+    State(state): State<AppState>,
+    ApiPath(project): ApiPath<String>,
+    ApiJson(req): ApiJson<CreateSessionRequest>,
+) -> ApiResult<(StatusCode, Json<SessionEnvelope>)> {
+    let project = ProjectId::new(project).map_err(Error::from)?;
+    let new = new_session(&state, &req)?;
+    let tenant = &state.node.config().tenant;
+    let (meta, run) = state
+        .node
+        .create_session(tenant, &project, new, req.prompt)
+        .await?;
+    let body = SessionEnvelope {
+        session: SessionView::from(&meta),
+        run: run.map(SendResponse::from),
+    };
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// `GET /v1/sessions/{id}`.
+pub(super) async fn get(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<SessionEnvelope>> {
+    let id = session_id(&id)?;
+    let meta = state
+        .node
+        .get_session(&state.node.config().tenant, id)
+        .await?;
+    Ok(Json(SessionEnvelope {
+        session: SessionView::from(&meta),
+        run: None,
+    }))
+}
+
+/// `POST /v1/sessions/{id}/messages`.
+pub(super) async fn send(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<SendRequest>,
+) -> ApiResult<(StatusCode, Json<SendResponse>)> {
+    let id = session_id(&id)?;
+    check_prompt(&state, &req.prompt)?;
+    let receipt = state
+        .node
+        .send(&state.node.config().tenant, id, req.prompt)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(receipt.into())))
+}
+
+/// Default history page size.
+const DEFAULT_PAGE: usize = 100;
+
+/// `GET /v1/sessions/{id}/messages?after_seq=&limit=`.
+pub(super) async fn history(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> ApiResult<Json<HistoryResponse>> {
+    let id = session_id(&id)?;
+    let max = state.node.config().limits.max_history_page;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > max {
+        return Err(Error::InvalidRequest(format!("limit must be between 1 and {max}")).into());
+    }
+    let log = state
+        .node
+        .history(
+            &state.node.config().tenant,
+            id,
+            q.after_seq.unwrap_or(0),
+            limit,
+        )
+        .await?;
+    Ok(Json(HistoryResponse {
+        messages: log.iter().map(MessageView::from).collect(),
+    }))
+}
+
+/// `POST /v1/sessions/{id}/abort`; the body (`{run_id?}`) is optional.
+pub(super) async fn abort(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<AbortResponse>> {
+    let id = session_id(&id)?;
+    let req: AbortRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        AbortRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| Error::InvalidRequest(format!("invalid JSON body: {e}")))?
+    };
+    let run_id = req.run_id.map(sessiond_store::RunId::from_uuid);
+    let reply = state
+        .node
+        .abort(&state.node.config().tenant, id, run_id)
+        .await?;
+    Ok(Json(reply.into()))
+}

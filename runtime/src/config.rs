@@ -1,0 +1,111 @@
+//! The node's configuration: one typed tree with defaults that are safe to run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sessiond_actors::{SessionSettings, WriterConfig};
+use sessiond_store::{NodeId, TenantId};
+
+/// Where the node keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// Embedded SQLite file `sessiond.db` in this directory (single node).
+    Sqlite {
+        /// The data directory (created if missing).
+        data_dir: PathBuf,
+    },
+    /// A Redis server (or cluster) shared by every node.
+    Redis {
+        /// `redis://host:port[/db]`.
+        url: String,
+    },
+    /// In memory, lost at exit (tests).
+    Memory,
+}
+
+/// Request size limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Largest prompt.
+    pub max_prompt_bytes: usize,
+    /// Largest `limit` of a history page.
+    pub max_history_page: usize,
+    /// Longest label, in characters.
+    pub max_label_chars: usize,
+    /// Largest system prompt.
+    pub max_system_prompt_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 2 * 1024 * 1024,
+            max_prompt_bytes: 1024 * 1024,
+            max_history_page: 1000,
+            max_label_chars: 256,
+            max_system_prompt_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Everything a node runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// The store.
+    pub store: StoreConfig,
+    /// This node's id; generated when `None`.
+    pub node_id: Option<NodeId>,
+    /// The tenant requests act for (bearer-token tenants come with auth).
+    pub tenant: TenantId,
+    /// Request limits.
+    pub limits: Limits,
+    /// Session actor timing.
+    pub session: SessionSettings,
+    /// The group-commit writer.
+    pub writer: WriterConfig,
+    /// How long a graceful stop waits for the writer to flush.
+    pub shutdown_flush_timeout: Duration,
+}
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7411";
+/// The default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./sessiond-data";
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            store: StoreConfig::Sqlite {
+                data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            },
+            node_id: None,
+            tenant: TenantId::new("default").expect("valid tenant"),
+            limits: Limits::default(),
+            session: SessionSettings::default(),
+            writer: WriterConfig::default(),
+            shutdown_flush_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// In memory, on a free port, with short deadlines.
+    pub fn for_tests() -> Self {
+        Self {
+            listen: "127.0.0.1:0".parse().expect("valid address"),
+            store: StoreConfig::Memory,
+            session: SessionSettings {
+                abort_grace: Duration::from_millis(500),
+                call_timeout: Duration::from_secs(10),
+                ..SessionSettings::default()
+            },
+            ..Self::default()
+        }
+    }
+}

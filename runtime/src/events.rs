@@ -1,0 +1,106 @@
+//! A session's event stream for one subscriber: every committed message after a
+//! given seq exactly once and in order, then status changes and new messages live.
+//!
+//! The bus is only a doorbell. The stream subscribes first, then replays the log
+//! from the store, then follows the bus; it tracks the last seq it yielded, drops
+//! what it has seen, and re-reads the store on a gap, a lag or a reconnect. So no
+//! event is lost and none is repeated, whatever the bus does.
+
+use futures::Stream;
+use sessiond_store::{
+    Backend, BusEvent, BusSignal, Channel, Message, SessionId, StatusChange, TenantId, codec,
+};
+
+use crate::error::{Error, Result};
+
+/// One item of a session's stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    /// A committed message.
+    Message(Message),
+    /// The session's status (first the current one, then each change).
+    Status(StatusChange),
+}
+
+const PAGE: usize = 500;
+
+/// The stream of `id` after `after_seq`: the replay, then the current status, then
+/// live changes.
+/// It ends with an error item if the store fails (the client resumes from the last
+/// seq it saw).
+pub fn session_events(
+    backend: Backend,
+    tenant: TenantId,
+    id: SessionId,
+    after_seq: u64,
+) -> impl Stream<Item = Result<SessionEvent>> + Send + 'static {
+    async_stream::try_stream! {
+        let mut sub = backend.bus.subscribe(&Channel::session(&tenant, id)).await?;
+        let meta = backend
+            .sessions
+            .load_session(&tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("session {id} not found")))?;
+        let mut last = after_seq;
+        let mut need_catch_up = true;
+        // A status waits until the messages committed before it are out; the
+        // current one comes right after the replay.
+        let mut held_status = Some(StatusChange::of(&meta));
+        loop {
+            if need_catch_up {
+                loop {
+                    let page = backend.sessions.read_log(&tenant, id, last, PAGE).await?;
+                    let full = page.len() == PAGE;
+                    for m in page {
+                        if m.seq == last + 1 {
+                            last = m.seq;
+                            yield SessionEvent::Message(m);
+                        }
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                need_catch_up = false;
+                if let Some(status) = held_status.take() {
+                    yield SessionEvent::Status(status);
+                }
+            }
+            let Some(signal) = sub.recv().await else { break };
+            let event = match signal {
+                BusSignal::Payload(bytes) => codec::decode::<BusEvent>(&bytes).unwrap_or_else(|e| {
+                    tracing::warn!(session_id = %id, error = %e, "undecodable bus event, re-reading the log");
+                    BusEvent::Unknown
+                }),
+                BusSignal::Reset => BusEvent::Unknown,
+            };
+            match event {
+                BusEvent::Messages { messages } => {
+                    if messages.first().is_some_and(|m| m.seq <= last + 1) {
+                        for m in messages {
+                            if m.seq == last + 1 {
+                                last = m.seq;
+                                yield SessionEvent::Message(m);
+                            }
+                        }
+                    } else {
+                        need_catch_up = true;
+                    }
+                }
+                BusEvent::Status(status) if status.last_seq > last => {
+                    held_status = Some(status);
+                    need_catch_up = true;
+                }
+                BusEvent::Status(status) => yield SessionEvent::Status(status),
+                BusEvent::Unknown => {
+                    held_status = backend
+                        .sessions
+                        .load_session(&tenant, id)
+                        .await?
+                        .map(|m| StatusChange::of(&m));
+                    need_catch_up = true;
+                }
+            }
+        }
+    }
+}

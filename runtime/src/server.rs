@@ -1,0 +1,23 @@
+//! Serving the router on a listener until a shutdown future resolves.
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+
+use crate::api::{AppState, router};
+use crate::node::Node;
+
+/// Serves the API for `node` on `listener` until `shutdown` resolves, then stops
+/// the node (sessions release their leases, the writer flushes).
+pub async fn serve(
+    listener: TcpListener,
+    node: Node,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(AppState { node: node.clone() });
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    node.shutdown().await;
+    result
+}

@@ -1,0 +1,245 @@
+//! `EventBus` on Redis pub/sub: SSUBSCRIBE/SPUBLISH for session channels (sharded:
+//! same slot as the session's keys), SUBSCRIBE/PUBLISH for project channels.
+//!
+//! One RESP3 connection of the node carries every subscription; its push messages
+//! are routed by channel name to a [`Fanout`], so a node holds one upstream
+//! subscription per channel however many local readers it has. When the connection
+//! drops, readers get `Reset` at once, and again once every channel is subscribed
+//! anew (what was published in between is lost: readers re-read the store).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, PushKind, RedisResult, Value};
+use tokio::sync::{Notify, mpsc};
+
+use super::conn::Conn;
+use crate::error::Result;
+use crate::event_bus::{BusSignal, BusSubscription, Channel, EventBus};
+use crate::fanout::Fanout;
+
+/// The bus of a Redis backend.
+pub(super) struct RedisBus {
+    inner: Arc<BusInner>,
+}
+
+/// The connection that holds the node's subscriptions (and only them). Either kind
+/// subscribes its channels again by itself after a reconnect.
+pub(super) enum Subs {
+    /// A `ConnectionManager` with a push sender and automatic resubscription.
+    Single(ConnectionManager),
+    /// A cluster connection with a push sender: each channel lives on the node that
+    /// owns its slot (sharded) or on any node (project channels).
+    Cluster(ClusterConnection),
+}
+
+impl Subs {
+    async fn subscribe(&self, channel: &Channel) -> RedisResult<()> {
+        let name = channel.as_str();
+        match (self, channel.is_sharded()) {
+            // ConnectionManager has no ssubscribe(); one SSUBSCRIBE with one channel
+            // is answered by one confirmation, which the connection takes as its
+            // reply (and records, so the manager resubscribes it after a reconnect).
+            (Self::Single(m), true) => {
+                redis::cmd("SSUBSCRIBE")
+                    .arg(name)
+                    .exec_async(&mut m.clone())
+                    .await
+            }
+            (Self::Single(m), false) => m.clone().subscribe(name).await,
+            (Self::Cluster(c), true) => c.clone().ssubscribe(name).await,
+            (Self::Cluster(c), false) => c.clone().subscribe(name).await,
+        }
+    }
+
+    async fn unsubscribe(&self, channel: &Channel) -> RedisResult<()> {
+        let name = channel.as_str();
+        match (self, channel.is_sharded()) {
+            (Self::Single(m), true) => {
+                redis::cmd("SUNSUBSCRIBE")
+                    .arg(name)
+                    .exec_async(&mut m.clone())
+                    .await
+            }
+            (Self::Single(m), false) => m.clone().unsubscribe(name).await,
+            (Self::Cluster(c), true) => c.clone().sunsubscribe(name).await,
+            (Self::Cluster(c), false) => c.clone().unsubscribe(name).await,
+        }
+    }
+}
+
+struct BusInner {
+    subs: Subs,
+    /// Publishes share the command connection.
+    conn: Conn,
+    fanout: Fanout,
+    /// Channel names as Redis sends them -> subscribed channels.
+    names: Mutex<HashMap<Vec<u8>, Channel>>,
+    /// Serialises (un)subscribe commands, so an unsubscribe decided on an empty
+    /// channel never undoes a subscribe that came after it.
+    lock: tokio::sync::Mutex<()>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl RedisBus {
+    /// A bus on `subs`, whose push messages arrive on `pushes`; publishes go
+    /// through `conn`. Starts routing the pushes.
+    pub(super) fn new(subs: Subs, pushes: mpsc::UnboundedReceiver<PushInfo>, conn: Conn) -> Self {
+        let runtime = tokio::runtime::Handle::current();
+        let inner = Arc::new_cyclic(|bus: &Weak<BusInner>| {
+            let bus = bus.clone();
+            let on_empty = Arc::new(move |channel: Channel| {
+                if let Some(inner) = bus.upgrade() {
+                    inner
+                        .runtime
+                        .clone()
+                        .spawn(async move { inner.unsubscribe(channel).await });
+                }
+            });
+            BusInner {
+                subs,
+                conn,
+                fanout: Fanout::new(Some(on_empty)),
+                names: Mutex::default(),
+                lock: tokio::sync::Mutex::new(()),
+                runtime,
+            }
+        });
+        tokio::spawn(route_pushes(Arc::downgrade(&inner), pushes));
+        Self { inner }
+    }
+}
+
+impl BusInner {
+    async fn subscribe(&self, channel: &Channel) -> Result<()> {
+        let _serial = self.lock.lock().await;
+        self.names
+            .lock()
+            .expect("bus names lock")
+            .insert(channel.as_str().as_bytes().to_vec(), channel.clone());
+        Ok(self.subs.subscribe(channel).await?)
+    }
+
+    /// Drops the upstream subscription of a channel whose last reader left, unless a
+    /// reader came back meanwhile.
+    async fn unsubscribe(&self, channel: Channel) {
+        let _serial = self.lock.lock().await;
+        if self.fanout.has_readers(&channel) {
+            return;
+        }
+        self.names
+            .lock()
+            .expect("bus names lock")
+            .remove(channel.as_str().as_bytes());
+        if let Err(e) = self.subs.unsubscribe(&channel).await {
+            // Harmless: payloads of a channel with no reader are dropped.
+            tracing::warn!(channel = %channel, error = %e, "redis unsubscribe failed");
+        }
+    }
+
+    /// Subscribes every channel with readers again (the manager does too, but does
+    /// not say when it is done, nor whether it worked).
+    async fn resubscribe_all(&self) -> Result<()> {
+        let _serial = self.lock.lock().await;
+        let channels = self.fanout.channels();
+        futures::future::try_join_all(channels.iter().map(|c| self.subs.subscribe(c))).await?;
+        Ok(())
+    }
+
+    fn deliver(&self, data: Vec<Value>) {
+        let mut data = data.into_iter();
+        let (Some(Value::BulkString(name)), Some(Value::BulkString(payload))) =
+            (data.next(), data.next())
+        else {
+            return;
+        };
+        let channel = self
+            .names
+            .lock()
+            .expect("bus names lock")
+            .get(&name)
+            .cloned();
+        if let Some(channel) = channel {
+            self.fanout
+                .deliver(&channel, BusSignal::Payload(Bytes::from(payload)));
+        }
+    }
+}
+
+/// Routes the subscription connection's pushes until the bus is gone. Recovery from
+/// a disconnection runs beside it, so the other nodes of a cluster keep delivering.
+async fn route_pushes(bus: Weak<BusInner>, mut pushes: mpsc::UnboundedReceiver<PushInfo>) {
+    let wake = Arc::new(Notify::new());
+    tokio::spawn(recovery(bus.clone(), wake.clone()));
+    while let Some(push) = pushes.recv().await {
+        let Some(inner) = bus.upgrade() else {
+            break;
+        };
+        match push.kind {
+            PushKind::Message | PushKind::SMessage => inner.deliver(push.data),
+            PushKind::Disconnection => {
+                inner.fanout.reset_all();
+                wake.notify_one();
+            }
+            _ => {}
+        }
+    }
+    // The bus is gone: the recovery task sees it and ends.
+    wake.notify_one();
+}
+
+/// After each disconnection: subscribe every channel again (waiting for the
+/// reconnection, retrying while the server is away), then tell every reader to
+/// re-read the store, since payloads published before this point may be lost.
+async fn recovery(bus: Weak<BusInner>, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let Some(inner) = bus.upgrade() else {
+                return;
+            };
+            match inner.resubscribe_all().await {
+                Ok(()) => {
+                    inner.fanout.reset_all();
+                    tracing::info!("redis bus subscriptions restored");
+                    break;
+                }
+                Err(e) => tracing::warn!(error = %e, "redis bus cannot resubscribe yet"),
+            }
+            drop(inner);
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+#[async_trait]
+impl EventBus for RedisBus {
+    async fn publish(&self, channel: &Channel, payload: Bytes) -> Result<()> {
+        let command = if channel.is_sharded() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
+        redis::cmd(command)
+            .arg(channel.as_str())
+            .arg(payload.as_ref())
+            .exec_async(&mut self.inner.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, channel: &Channel) -> Result<BusSubscription> {
+        let inner = self.inner.clone();
+        self.inner
+            .fanout
+            .subscribe(channel, || async move { inner.subscribe(channel).await })
+            .await
+    }
+}
