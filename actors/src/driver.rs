@@ -103,6 +103,13 @@ pub trait AgentDriver: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The session left this node (passivated, deleted, stopped or crashed): release
+    /// whatever the driver keeps for it (an agent process, a connection). Called from
+    /// a drop, so it must not block; spawn any slow cleanup.
+    fn release_session(&self, session_id: SessionId) {
+        let _ = session_id;
+    }
+
     /// Runs one prompt to the end, reporting through `events`.
     async fn run(
         &self,

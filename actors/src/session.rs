@@ -180,6 +180,13 @@ impl Actor for Session {
                 let _ = me2.cast(SessionMsg::LeaseLost);
             }),
         ));
+        state._driver_release =
+            ctx.drivers
+                .get(&state.meta.driver)
+                .map(|driver| state::DriverRelease {
+                    driver,
+                    session: id,
+                });
         if let Some(write) = state.restore(&log, now_ms()) {
             ctx.writer
                 .commit(write)

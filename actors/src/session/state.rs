@@ -57,6 +57,19 @@ pub(crate) struct RunPlan {
     pub(crate) prompt: String,
 }
 
+/// Tells the session's driver to release what it keeps for the session, on every
+/// exit path of the actor (a drop, so also on panic and kill).
+pub(crate) struct DriverRelease {
+    pub(crate) driver: std::sync::Arc<dyn crate::driver::AgentDriver>,
+    pub(crate) session: sessiond_store::SessionId,
+}
+
+impl Drop for DriverRelease {
+    fn drop(&mut self) {
+        self.driver.release_session(self.session);
+    }
+}
+
 /// A session actor's state: meta, seq counter, prompt queue and the current run.
 pub struct SessionState {
     pub(crate) meta: SessionMeta,
@@ -66,6 +79,7 @@ pub struct SessionState {
     pub(crate) queue: VecDeque<QueuedPrompt>,
     pub(crate) run: Option<ActiveRun>,
     pub(crate) _lease: Option<LeaseEntry>,
+    pub(crate) _driver_release: Option<DriverRelease>,
 }
 
 impl std::fmt::Debug for SessionState {
@@ -89,6 +103,7 @@ impl SessionState {
             queue: VecDeque::new(),
             run: None,
             _lease: None,
+            _driver_release: None,
         }
     }
 
