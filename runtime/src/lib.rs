@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`config`]: the typed configuration tree
+//! - [`drivers`]: OpenAI-compatible and ACP drivers
 //! - [`node`]: `Node`, the session operations behind the API, lease renewal
 //! - [`events`]: a session's event stream (replay from the store, then live)
 //! - [`api`]: router, JSON model (shared with the CLI), error conversion, SSE
@@ -13,6 +14,7 @@
 
 pub mod api;
 pub mod config;
+pub mod drivers;
 pub mod error;
 pub mod events;
 pub mod node;

@@ -1,0 +1,1 @@
+//! Agent Client Protocol driver (in progress).

@@ -1,0 +1,1 @@
+//! OpenAI-compatible driver (in progress).
