@@ -86,7 +86,12 @@ pub async fn open_backend(store: &StoreConfig) -> Result<Backend> {
 
 impl Node {
     /// Starts a node on the configured store with the given drivers.
-    pub async fn start(config: Config, drivers: DriverRegistry) -> Result<Self> {
+    pub async fn start(mut config: Config, drivers: DriverRegistry) -> Result<Self> {
+        if config.node_id.is_none()
+            && let StoreConfig::Sqlite { data_dir } = &config.store
+        {
+            config.node_id = Some(persistent_node_id(data_dir)?);
+        }
         let backend = open_backend(&config.store).await?;
         Ok(Self::with_backend(config, backend, drivers))
     }
@@ -344,6 +349,25 @@ impl Node {
             task.abort();
         }
         tracing::info!(node_id = %self.inner.id, "node stopped");
+    }
+}
+
+/// The single node of an embedded store keeps one id across restarts (in
+/// `<data_dir>/node-id`), so after a crash it takes its sessions' leases back at once
+/// instead of waiting for them to expire.
+fn persistent_node_id(data_dir: &std::path::Path) -> Result<NodeId> {
+    let path = data_dir.join("node-id");
+    let unavailable = |e: std::io::Error| Error::Unavailable(format!("{}: {e}", path.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => NodeId::new(text.trim())
+            .map_err(|e| Error::Unavailable(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir).map_err(unavailable)?;
+            let id = NodeId::generate();
+            std::fs::write(&path, format!("{id}\n")).map_err(unavailable)?;
+            Ok(id)
+        }
+        Err(e) => Err(unavailable(e)),
     }
 }
 

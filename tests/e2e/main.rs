@@ -1,0 +1,20 @@
+//! End-to-end tests of the `sessiond` binary: real processes, real sockets, real
+//! redis-server, kill -9 for crashes.
+//!
+//! # Layout
+//! - [`harness`]: starting and killing servers, an HTTP/SSE client, deadlines
+//! - [`lifecycle`]: create, send, history, usage, restart after kill -9 (sqlite and redis)
+//! - [`streaming`]: SSE replay, live events, resume with Last-Event-ID
+//! - [`abort`]: aborting a hanging run, the queue moving on
+//! - [`errors`]: bad input answers 4xx in the error shape
+//! - [`cli`]: the client verbs of the binary
+
+// A test crate has no public API: `pub` here means "shared between test modules".
+#![allow(unreachable_pub)]
+
+mod abort;
+mod cli;
+mod errors;
+mod harness;
+mod lifecycle;
+mod streaming;
