@@ -84,7 +84,7 @@ enum SessionsCommand {
     Tail {
         /// Session id.
         id: String,
-        /// Replay messages after this seq first.
+        /// Replay only messages after this seq (default: the whole transcript).
         #[arg(long)]
         after_seq: Option<u64>,
         /// One JSON object per line.

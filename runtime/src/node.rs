@@ -60,7 +60,10 @@ struct Inner {
     projects: tokio::sync::Mutex<HashMap<(TenantId, ProjectId), ProjectHandle>>,
     resident: Mutex<HashMap<(TenantId, SessionId), SessionHandle>>,
     writer_task: Mutex<Option<JoinHandle<()>>>,
+    /// Ends background tasks (lease renewal).
     stop: CancellationToken,
+    /// Ends event streams when a stop begins.
+    stopping: CancellationToken,
 }
 
 impl std::fmt::Debug for Node {
@@ -122,6 +125,7 @@ impl Node {
                 resident: Default::default(),
                 writer_task: Mutex::new(Some(writer_task)),
                 stop,
+                stopping: CancellationToken::new(),
             }),
         }
     }
@@ -293,7 +297,15 @@ impl Node {
         id: SessionId,
         after_seq: u64,
     ) -> Result<impl Stream<Item = Result<SessionEvent>> + Send + 'static + use<>> {
-        self.load(tenant, id).await?;
+        let meta = self.load(tenant, id).await?;
+        if after_seq > meta.last_seq {
+            // A client can only have seen seqs that exist; a larger one would hide
+            // the messages up to it.
+            return Err(Error::InvalidRequest(format!(
+                "resume point {after_seq} is beyond the session's last seq {}",
+                meta.last_seq
+            )));
+        }
         Ok(session_events(
             self.inner.backend.clone(),
             tenant.clone(),
@@ -320,9 +332,16 @@ impl Node {
         map.len()
     }
 
+    /// Fires when the node begins to stop: long-lived responses (event streams) end
+    /// on it so the HTTP server can finish.
+    pub fn stopping(&self) -> CancellationToken {
+        self.inner.stopping.clone()
+    }
+
     /// Stops the node: sessions stop (their leases are released), then the writer
     /// commits what is queued, up to the flush timeout.
     pub async fn shutdown(&self) {
+        self.inner.stopping.cancel();
         self.inner.stop.cancel();
         let projects: Vec<_> = self
             .inner

@@ -15,8 +15,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(AppState { node: node.clone() });
+    // Event streams never end on their own: end them as the stop begins, or the
+    // graceful shutdown would wait for them forever.
+    let stopping = node.stopping();
+    let signal = async move {
+        shutdown.await;
+        stopping.cancel();
+    };
     let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(signal)
         .await;
     node.shutdown().await;
     result

@@ -100,6 +100,26 @@ async fn bad_input_gets_a_clear_error() {
     .await
     .assert_error(400, "invalid_request");
 
+    let huge_abort = format!("{{\"pad\": \"{}\"}}", "x".repeat(3 * 1024 * 1024));
+    api.raw(
+        Method::POST,
+        &format!("/v1/sessions/{id}/abort"),
+        Some(&huge_abort),
+    )
+    .await
+    .assert_error(413, "payload_too_large");
+    // A resume point past the end would hide messages: refused.
+    api.get(&format!("/v1/sessions/{id}/events?after_seq=99"))
+        .await
+        .assert_error(400, "invalid_request");
+    // Framework texts are lowercased like ours.
+    let bad = api.raw(Method::POST, &send, Some("{\"prompt\": ")).await;
+    let message = bad.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("invalid JSON body: failed"),
+        "{message}"
+    );
+
     api.get("/v1/nothing-here")
         .await
         .assert_error(404, "not_found");

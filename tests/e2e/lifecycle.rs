@@ -178,6 +178,9 @@ async fn sigterm_stops_cleanly_and_a_restart_serves_the_session() {
     let api = server.api();
     let id = api.create("demo", json!({"prompt": "before"})).await;
     api.wait_settled(&id, 2).await;
+    // An open event stream must not hold the stop up.
+    let mut events = api.events(&id, Some(0), None).await;
+    events.messages_until(0, 2).await;
     let status = server.sigterm_and_wait();
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
     let server = Server::start(&store);

@@ -1,7 +1,7 @@
 //! The one place errors become HTTP: status by code, one JSON shape, no internals.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -75,7 +75,29 @@ impl From<JsonRejection> for ApiError {
             _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Error::PayloadTooLarge("request body too large".into())
             }
-            _ => Error::InvalidRequest(format!("invalid JSON body: {}", r.body_text())),
+            _ => {
+                Error::InvalidRequest(format!("invalid JSON body: {}", lower_first(r.body_text())))
+            }
+        };
+        e.into()
+    }
+}
+
+/// Framework texts start with a capital; ours do not.
+fn lower_first(text: String) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        let e = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::PayloadTooLarge("request body too large".into())
+        } else {
+            Error::InvalidRequest(format!("unreadable body: {}", lower_first(r.body_text())))
         };
         e.into()
     }
@@ -83,13 +105,13 @@ impl From<JsonRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        Error::InvalidRequest(format!("invalid query: {}", r.body_text())).into()
+        Error::InvalidRequest(format!("invalid query: {}", lower_first(r.body_text()))).into()
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
-        Error::InvalidRequest(format!("invalid path: {}", r.body_text())).into()
+        Error::InvalidRequest(format!("invalid path: {}", lower_first(r.body_text()))).into()
     }
 }
 

@@ -62,7 +62,9 @@ pub(super) async fn sse(
         .await?;
     // An error item ends the stream: the client reconnects with Last-Event-ID.
     let mut failed = false;
+    let stopping = state.node.stopping().cancelled_owned();
     let stream = events
+        .take_until(stopping)
         .take_while(move |item| {
             let go = !failed;
             failed |= item.is_err();

@@ -7,7 +7,7 @@ use sessiond_store::{ProjectId, SessionId, SessionKey};
 
 use super::AppState;
 use super::error::ApiResult;
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 use super::model::*;
 use crate::error::Error;
 use crate::node::NewSession;
@@ -149,15 +149,10 @@ pub(super) async fn history(
 pub(super) async fn abort(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    body: axum::body::Bytes,
+    body: ApiBytes,
 ) -> ApiResult<Json<AbortResponse>> {
     let id = session_id(&id)?;
-    let req: AbortRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        AbortRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| Error::InvalidRequest(format!("invalid JSON body: {e}")))?
-    };
+    let req: AbortRequest = body.json_or_default()?;
     let run_id = req.run_id.map(sessiond_store::RunId::from_uuid);
     let reply = state
         .node
