@@ -1,5 +1,6 @@
 //! Command-line arguments and dispatch.
 
+mod bench;
 mod client;
 mod serve;
 mod sessions;
@@ -20,11 +21,14 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Session commands against a running server.
     Sessions(sessions::SessionsArgs),
+    /// Measures a node end to end (HTTP + SSE) on one or more stores.
+    Bench(bench::BenchArgs),
 }
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Sessions(args) => sessions::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }
