@@ -167,17 +167,8 @@ impl OpenAiProfile {
             Err(e) => return bad(format!("base_url '{}': {e}", self.base_url)),
         };
         match endpoint.scheme() {
-            "http" => {}
-            // reqwest is built without a TLS backend (workspace features: json,
-            // stream, query); say so here rather than fail each run.
-            "https" => {
-                return bad(format!(
-                    "base_url '{}': https needs a TLS-enabled build (reqwest feature \
-                     rustls); this build speaks plain http only",
-                    self.base_url
-                ));
-            }
-            other => return bad(format!("base_url scheme '{other}' is not http")),
+            "http" | "https" => {}
+            other => return bad(format!("base_url scheme '{other}' is not http or https")),
         }
         if self.request_timeout_secs == 0 {
             return bad("request_timeout_secs must be at least 1".into());
