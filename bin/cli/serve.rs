@@ -2,32 +2,43 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
+use sessiond_runtime::config::drivers::registry;
+use sessiond_runtime::config::file::FileConfig;
 use sessiond_runtime::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN, StoreConfig};
 use sessiond_runtime::node::Node;
 use sessiond_store::NodeId;
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Address to listen on (port 0 picks a free one; the chosen address is printed).
-    #[arg(long, default_value = DEFAULT_LISTEN, env = "SESSIOND_LISTEN")]
-    listen: SocketAddr,
-    /// Directory of the embedded SQLite store (used unless --redis is given).
-    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "SESSIOND_DATA_DIR")]
-    data_dir: PathBuf,
-    /// Use Redis at this URL instead of the embedded store.
+    /// Configuration file (default: ./sessiond.toml when it exists). Flags override it.
+    #[arg(long, env = "SESSIOND_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7411]; port 0 picks a free one (the
+    /// chosen address is printed).
+    #[arg(long, env = "SESSIOND_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Directory of the embedded SQLite store [default: ./sessiond-data]; used unless
+    /// a Redis URL is given.
+    #[arg(long, env = "SESSIOND_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Use Redis at this URL instead of the embedded store
+    /// (`redis+cluster://h1:p1,h2:p2` for a Redis Cluster).
     #[arg(long, env = "SESSIOND_REDIS")]
     redis: Option<String>,
     /// Keep everything in memory (lost at exit; for demos and tests).
     #[arg(long, conflicts_with = "redis")]
     memory: bool,
-    /// This node's id (generated when omitted).
+    /// This node's id (generated when omitted; kept in the data dir for SQLite).
     #[arg(long, env = "SESSIOND_NODE_ID")]
     node_id: Option<String>,
 }
+
+/// The default configuration file, read when present and no `--config` is given.
+const DEFAULT_CONFIG_FILE: &str = "sessiond.toml";
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -37,16 +48,30 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let store = match (args.redis, args.memory) {
-        (Some(url), _) => StoreConfig::Redis { url },
-        (None, true) => StoreConfig::Memory,
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path).map_err(anyhow::Error::msg)?,
+        None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+            FileConfig::load(Path::new(DEFAULT_CONFIG_FILE)).map_err(anyhow::Error::msg)?
+        }
+        None => FileConfig::default(),
+    };
+    let drivers = registry(&file.drivers).map_err(anyhow::Error::msg)?;
+    let store = match (args.redis.or(file.redis), args.memory) {
+        (_, true) => StoreConfig::Memory,
+        (Some(url), false) => StoreConfig::Redis { url },
         (None, false) => StoreConfig::Sqlite {
-            data_dir: args.data_dir,
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         },
     };
-    let node_id = args.node_id.map(NodeId::new).transpose()?;
+    let node_id = args.node_id.or(file.node_id).map(NodeId::new).transpose()?;
     let config = Config {
-        listen: args.listen,
+        listen: match args.listen.or(file.listen) {
+            Some(a) => a,
+            None => DEFAULT_LISTEN.parse()?,
+        },
         store,
         node_id,
         ..Config::default()
@@ -55,22 +80,19 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let node = Node::start(config, sessiond_actors_drivers())
+    let node = Node::start(config, drivers)
         .await
         .context("cannot open the store")?;
     // Scripts and tests read this line to learn the address.
     println!(
-        "sessiond listening on http://{addr} (node {}, store {})",
+        "sessiond listening on http://{addr} (node {}, store {}, drivers {})",
         node.id(),
-        node.backend().kind
+        node.backend().kind,
+        node.drivers().names().join(",")
     );
     std::io::stdout().flush()?;
     sessiond_runtime::server::serve(listener, node, shutdown_signal()).await?;
     Ok(())
-}
-
-fn sessiond_actors_drivers() -> sessiond_runtime::node::Drivers {
-    sessiond_runtime::node::Drivers::with_scripted()
 }
 
 async fn shutdown_signal() {

@@ -50,6 +50,12 @@ enum SessionsCommand {
         /// A first prompt to send right away.
         #[arg(long)]
         prompt: Option<String>,
+        /// Environment for the driver's process, KEY=VALUE (repeatable).
+        #[arg(long)]
+        env: Vec<String>,
+        /// Working directory for the driver's process (absolute).
+        #[arg(long)]
+        cwd: Option<String>,
     },
     /// Shows a session.
     Get {
@@ -135,10 +141,24 @@ pub(crate) async fn run(args: SessionsArgs) -> anyhow::Result<()> {
             model,
             system_prompt,
             prompt,
+            env,
+            cwd,
         } => {
             let driver_options = options
                 .map(|o| serde_json::from_str(&o).context("--options must be a JSON object"))
                 .transpose()?;
+            let env = if env.is_empty() {
+                None
+            } else {
+                let mut map = std::collections::BTreeMap::new();
+                for pair in env {
+                    let (k, v) = pair
+                        .split_once('=')
+                        .with_context(|| format!("--env '{pair}' must be KEY=VALUE"))?;
+                    map.insert(k.to_string(), v.to_string());
+                }
+                Some(map)
+            };
             let req = CreateSessionRequest {
                 key,
                 label,
@@ -147,6 +167,8 @@ pub(crate) async fn run(args: SessionsArgs) -> anyhow::Result<()> {
                 model,
                 system_prompt,
                 prompt,
+                env,
+                cwd,
             };
             let env: SessionEnvelope = api
                 .post(&format!("/v1/projects/{project}/sessions"), &req)

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod extract;
 pub mod model;
+pub mod validate;
 
 mod events;
 mod health;

@@ -1,4 +1,13 @@
 //! The node's configuration: one typed tree with defaults that are safe to run.
+//!
+//! # Layout
+//! - this file: `Config`, the tree a node runs with, and its defaults
+//! - [`file`]: `sessiond.toml`, read by `sessiond serve --config`
+//! - [`drivers`]: driver profiles (`[drivers.NAME] kind = ...`) and the registry
+//!   built from them
+
+pub mod drivers;
+pub mod file;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

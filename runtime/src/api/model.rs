@@ -35,6 +35,13 @@ pub struct CreateSessionRequest {
     /// A first prompt to send right away.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
+    /// Environment for the driver's process (keys starting with CLAUDE, CODEX,
+    /// OLLAMA, ANTHROPIC_ or OPENAI_ are refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<std::collections::BTreeMap<String, String>>,
+    /// Working directory for the driver's process (absolute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
 }
 
 /// Token and cost accounting.
@@ -128,6 +135,12 @@ pub struct SessionView {
     pub last_run: Option<RunView>,
     /// Why the session is in error.
     pub error: Option<String>,
+    /// Environment for the driver's process.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Working directory for the driver's process.
+    #[serde(default)]
+    pub cwd: Option<String>,
     /// Creation time.
     pub created_at: String,
     /// Last change.
@@ -153,6 +166,8 @@ impl From<&SessionMeta> for SessionView {
             usage: m.usage.into(),
             last_run: m.last_run.as_ref().map(RunView::from),
             error: m.error.clone(),
+            env: m.config.env.clone(),
+            cwd: m.config.cwd.clone(),
             created_at: rfc3339(m.created_at_ms),
             updated_at: rfc3339(m.updated_at_ms),
             last_activity_at: rfc3339(m.last_activity_ms),

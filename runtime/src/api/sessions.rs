@@ -3,12 +3,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use sessiond_store::{ProjectId, SessionId, SessionKey};
+use sessiond_store::{ProjectId, SessionConfig, SessionId, SessionKey};
 
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 use super::model::*;
+use super::validate;
 use crate::error::Error;
 use crate::node::NewSession;
 
@@ -18,41 +19,21 @@ pub(super) fn session_id(raw: &str) -> Result<SessionId, Error> {
         .map_err(|_| Error::InvalidRequest(format!("invalid session id '{raw}': expected a UUID")))
 }
 
-fn check_prompt(state: &AppState, prompt: &str) -> Result<(), Error> {
-    let max = state.node.config().limits.max_prompt_bytes;
-    if prompt.trim().is_empty() {
-        return Err(Error::InvalidRequest("prompt must not be empty".into()));
-    }
-    if prompt.len() > max {
-        return Err(Error::PayloadTooLarge(format!(
-            "prompt is {} bytes; the limit is {max}",
-            prompt.len()
-        )));
-    }
-    Ok(())
-}
-
 fn new_session(state: &AppState, req: &CreateSessionRequest) -> Result<NewSession, Error> {
     let limits = &state.node.config().limits;
-    if let Some(label) = &req.label
-        && label.chars().count() > limits.max_label_chars
-    {
-        return Err(Error::InvalidRequest(format!(
-            "label is longer than {} characters",
-            limits.max_label_chars
-        )));
+    if let Some(l) = &req.label {
+        validate::label(limits, l)?;
     }
-    if let Some(sp) = &req.system_prompt
-        && sp.len() > limits.max_system_prompt_bytes
-    {
-        return Err(Error::PayloadTooLarge(format!(
-            "system_prompt is {} bytes; the limit is {}",
-            sp.len(),
-            limits.max_system_prompt_bytes
-        )));
+    if let Some(sp) = &req.system_prompt {
+        validate::system_prompt(limits, sp)?;
     }
     if let Some(p) = &req.prompt {
-        check_prompt(state, p)?;
+        validate::prompt(limits, p)?;
+    }
+    let env = req.env.clone().unwrap_or_default();
+    validate::env(&env)?;
+    if let Some(cwd) = &req.cwd {
+        validate::cwd(cwd)?;
     }
     Ok(NewSession {
         key: req.key.clone().map(SessionKey::new).transpose()?,
@@ -61,7 +42,11 @@ fn new_session(state: &AppState, req: &CreateSessionRequest) -> Result<NewSessio
         driver_options: req.driver_options.clone().unwrap_or_default(),
         model: req.model.clone(),
         system_prompt: req.system_prompt.clone(),
-        config: Default::default(),
+        config: SessionConfig {
+            env,
+            cwd: req.cwd.clone(),
+            ..SessionConfig::default()
+        },
     })
 }
 
@@ -108,7 +93,7 @@ pub(super) async fn send(
     ApiJson(req): ApiJson<SendRequest>,
 ) -> ApiResult<(StatusCode, Json<SendResponse>)> {
     let id = session_id(&id)?;
-    check_prompt(&state, &req.prompt)?;
+    validate::prompt(&state.node.config().limits, &req.prompt)?;
     let receipt = state
         .node
         .send(&state.node.config().tenant, id, req.prompt)

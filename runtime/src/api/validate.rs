@@ -1,0 +1,154 @@
+//! Input rules of the API: sizes, formats, and the driver environment's blocked
+//! prefixes. Each rule answers with an error that names the field.
+
+use std::collections::BTreeMap;
+
+use crate::config::Limits;
+use crate::error::Error;
+
+/// Environment keys a session may not set for its driver's process: provider
+/// credentials and settings belong to the operator's driver profile, not to a
+/// session (a tenant must not point an agent at another account).
+pub const BLOCKED_ENV_PREFIXES: [&str; 5] = ["CLAUDE", "CODEX", "OLLAMA", "ANTHROPIC_", "OPENAI_"];
+
+/// Most variables in a session's `env`.
+pub const MAX_ENV_VARS: usize = 64;
+/// Longest value of one variable.
+pub const MAX_ENV_VALUE_BYTES: usize = 8 * 1024;
+/// Longest `cwd`.
+pub const MAX_CWD_BYTES: usize = 4096;
+
+/// A prompt: not blank, at most `max_prompt_bytes`.
+pub fn prompt(limits: &Limits, prompt: &str) -> Result<(), Error> {
+    if prompt.trim().is_empty() {
+        return Err(Error::InvalidRequest("prompt must not be empty".into()));
+    }
+    if prompt.len() > limits.max_prompt_bytes {
+        return Err(Error::PayloadTooLarge(format!(
+            "prompt is {} bytes; the limit is {}",
+            prompt.len(),
+            limits.max_prompt_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// A label: at most `max_label_chars` characters.
+pub fn label(limits: &Limits, label: &str) -> Result<(), Error> {
+    if label.chars().count() > limits.max_label_chars {
+        return Err(Error::InvalidRequest(format!(
+            "label is longer than {} characters",
+            limits.max_label_chars
+        )));
+    }
+    Ok(())
+}
+
+/// A system prompt: at most `max_system_prompt_bytes`.
+pub fn system_prompt(limits: &Limits, text: &str) -> Result<(), Error> {
+    if text.len() > limits.max_system_prompt_bytes {
+        return Err(Error::PayloadTooLarge(format!(
+            "system_prompt is {} bytes; the limit is {}",
+            text.len(),
+            limits.max_system_prompt_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// The environment for a driver's process: POSIX names, bounded sizes, no blocked
+/// prefix (compared without regard to case).
+pub fn env(env: &BTreeMap<String, String>) -> Result<(), Error> {
+    if env.len() > MAX_ENV_VARS {
+        return Err(Error::InvalidRequest(format!(
+            "env has more than {MAX_ENV_VARS} variables"
+        )));
+    }
+    for (key, value) in env {
+        let valid_name = key
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && key.len() <= 256;
+        if !valid_name {
+            return Err(Error::InvalidRequest(format!(
+                "env key '{key}' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"
+            )));
+        }
+        let upper = key.to_ascii_uppercase();
+        if let Some(prefix) = BLOCKED_ENV_PREFIXES.iter().find(|p| upper.starts_with(*p)) {
+            return Err(Error::InvalidRequest(format!(
+                "env key '{key}' is not allowed: keys starting with {prefix} are provider \
+                 credentials or settings, which belong in the driver profile"
+            )));
+        }
+        if value.len() > MAX_ENV_VALUE_BYTES || value.contains('\0') {
+            return Err(Error::InvalidRequest(format!(
+                "env value of '{key}' must be at most {MAX_ENV_VALUE_BYTES} bytes with no NUL"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A working directory for a driver's process: absolute, bounded, no NUL.
+pub fn cwd(cwd: &str) -> Result<(), Error> {
+    if !cwd.starts_with('/') || cwd.len() > MAX_CWD_BYTES || cwd.contains('\0') {
+        return Err(Error::InvalidRequest(format!(
+            "cwd must be an absolute path of at most {MAX_CWD_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_rejects_provider_prefixes_in_any_case() {
+        assert!(env(&env_of(&[("RUST_LOG", "debug"), ("_X1", "")])).is_ok());
+        for key in [
+            "CLAUDE_CODE_KEY",
+            "claude",
+            "CODEX_HOME",
+            "OLLAMA_HOST",
+            "ANTHROPIC_API_KEY",
+            "openai_api_key",
+        ] {
+            let err = env(&env_of(&[(key, "x")])).unwrap_err();
+            assert!(err.to_string().contains("not allowed"), "{key}: {err}");
+        }
+        // A prefix ends where the rule says: ANTHROPICS is not ANTHROPIC_.
+        assert!(env(&env_of(&[("ANTHROPICS", "x")])).is_ok());
+    }
+
+    #[test]
+    fn env_names_and_sizes_are_bounded() {
+        assert!(env(&env_of(&[("1X", "x")])).is_err());
+        assert!(env(&env_of(&[("A-B", "x")])).is_err());
+        assert!(env(&env_of(&[("", "x")])).is_err());
+        assert!(env(&env_of(&[("A", "\0")])).is_err());
+        let big = "x".repeat(MAX_ENV_VALUE_BYTES + 1);
+        assert!(env(&env_of(&[("A", &big)])).is_err());
+        let many: BTreeMap<_, _> = (0..=MAX_ENV_VARS)
+            .map(|i| (format!("V{i}"), String::new()))
+            .collect();
+        assert!(env(&many).is_err());
+    }
+
+    #[test]
+    fn cwd_must_be_absolute() {
+        assert!(cwd("/srv/work").is_ok());
+        assert!(cwd("relative").is_err());
+        assert!(cwd("/a\0b").is_err());
+    }
+}
