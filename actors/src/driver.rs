@@ -90,6 +90,20 @@ impl DriverEvents {
     }
 }
 
+/// Why a driver refused an answer to one of its permission requests.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    /// No such request waits (answered already, or its run ended).
+    #[error("{0}")]
+    NotPending(String),
+    /// The answer is malformed or picks an option that was not offered.
+    #[error("{0}")]
+    Invalid(String),
+    /// This driver never asks for permission.
+    #[error("this driver asks no permissions")]
+    Unsupported,
+}
+
 /// An agent behind a uniform interface. A driver must end soon after `cancel` fires
 /// (the session force-ends it after a grace period otherwise).
 #[async_trait]
@@ -108,6 +122,18 @@ pub trait AgentDriver: Send + Sync + 'static {
     /// a drop, so it must not block; spawn any slow cleanup.
     fn release_session(&self, session_id: SessionId) {
         let _ = session_id;
+    }
+
+    /// Answers a permission request the driver waits on for a person (an `ask`
+    /// policy). `answer` is the driver's own JSON shape.
+    fn answer_permission(
+        &self,
+        session_id: SessionId,
+        request_id: &str,
+        answer: serde_json::Value,
+    ) -> Result<(), AnswerError> {
+        let _ = (session_id, request_id, answer);
+        Err(AnswerError::Unsupported)
     }
 
     /// Runs one prompt to the end, reporting through `events`.

@@ -25,7 +25,7 @@ pub mod writer;
 
 pub use context::{LeaseBook, SessionContext, SessionSettings};
 pub use driver::{
-    AgentDriver, DriverEvent, DriverEvents, DriverOutcome, DriverRegistry, RunRequest,
+    AgentDriver, AnswerError, DriverEvent, DriverEvents, DriverOutcome, DriverRegistry, RunRequest,
 };
 pub use error::{Result, SessionError};
 pub use project::ProjectHandle;

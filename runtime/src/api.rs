@@ -40,6 +40,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/sessions/{id}/abort", post(sessions::abort))
         .route("/v1/sessions/{id}/events", get(events::sse))
+        .route(
+            "/v1/sessions/{id}/permissions/{request_id}",
+            post(sessions::answer_permission),
+        )
         .fallback(|| async { ApiError::from(Error::NotFound("no such route".into())) })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(max_body))

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::Stream;
 use sessiond_actors::{
-    AbortReply, DriverRegistry, LeaseBook, ProjectHandle, SendReceipt, SessionContext,
+    AbortReply, AnswerError, DriverRegistry, LeaseBook, ProjectHandle, SendReceipt, SessionContext,
     SessionHandle, Writer,
 };
 use sessiond_store::{
@@ -267,6 +267,33 @@ impl Node {
         run_id: Option<RunId>,
     ) -> Result<AbortReply> {
         Ok(self.session(tenant, id).await?.abort(run_id).await?)
+    }
+
+    /// Answers a permission request the session's driver waits on.
+    pub async fn answer_permission(
+        &self,
+        tenant: &TenantId,
+        id: SessionId,
+        request_id: &str,
+        answer: serde_json::Value,
+    ) -> Result<()> {
+        let meta = self.load(tenant, id).await?;
+        let driver = self.drivers().get(&meta.driver).ok_or_else(|| {
+            Error::Unavailable(format!(
+                "driver '{}' is not configured on this node",
+                meta.driver
+            ))
+        })?;
+        driver
+            .answer_permission(id, request_id, answer)
+            .map_err(|e| match e {
+                AnswerError::NotPending(m) => Error::NotFound(m),
+                AnswerError::Invalid(m) => Error::InvalidRequest(m),
+                AnswerError::Unsupported => Error::Conflict(format!(
+                    "the session's driver '{}' asks no permissions",
+                    meta.driver
+                )),
+            })
     }
 
     /// A page of the committed transcript.

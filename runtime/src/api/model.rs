@@ -364,6 +364,15 @@ impl From<&StatusChange> for StatusView {
     }
 }
 
+/// The answer to a permission answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionAnswered {
+    /// `answered`.
+    pub status: String,
+    /// The request answered.
+    pub request_id: String,
+}
+
 /// The one error shape: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -145,3 +145,21 @@ pub(super) async fn abort(
         .await?;
     Ok(Json(reply.into()))
 }
+
+/// `POST /v1/sessions/{id}/permissions/{request_id}` with the driver's answer
+/// (acp: `{"outcome": "selected", "option_id": ...}` or `{"outcome": "cancelled"}`).
+pub(super) async fn answer_permission(
+    State(state): State<AppState>,
+    ApiPath((id, request_id)): ApiPath<(String, String)>,
+    ApiJson(answer): ApiJson<serde_json::Value>,
+) -> ApiResult<Json<PermissionAnswered>> {
+    let id = session_id(&id)?;
+    state
+        .node
+        .answer_permission(&state.node.config().tenant, id, &request_id, answer)
+        .await?;
+    Ok(Json(PermissionAnswered {
+        status: "answered".into(),
+        request_id,
+    }))
+}

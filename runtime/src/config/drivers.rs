@@ -11,6 +11,12 @@
 //! kind = "openai"
 //! base_url = "https://api.openai.com/v1"
 //! api_key_env = "SESSIOND_OPENAI_KEY"
+//!
+//! [drivers.claude]
+//! kind = "acp"
+//! command = "npx"
+//! args = ["-y", "@zed-industries/claude-code-acp"]
+//! permission_policy = "ask"
 //! ```
 
 use std::collections::BTreeMap;
@@ -20,6 +26,7 @@ use serde::Deserialize;
 use sessiond_actors::DriverRegistry;
 use sessiond_actors::scripted::ScriptedDriver;
 
+use crate::drivers::acp::{AcpDriver, AcpProfile};
 use crate::drivers::openai::{OpenAiDriver, OpenAiProfile};
 
 /// One `[drivers.NAME]` table, by its `kind`.
@@ -30,6 +37,8 @@ pub enum DriverProfile {
     Scripted {},
     /// Any OpenAI-compatible chat-completions endpoint.
     Openai(OpenAiProfile),
+    /// An Agent Client Protocol agent run as a subprocess.
+    Acp(AcpProfile),
 }
 
 /// The drivers of a node: `scripted` always, then every profile (a profile may
@@ -48,6 +57,7 @@ pub fn registry(profiles: &BTreeMap<String, DriverProfile>) -> Result<DriverRegi
         }
         match profile {
             DriverProfile::Scripted {} => r.insert(name.clone(), Arc::new(ScriptedDriver)),
+            DriverProfile::Acp(p) => r.insert(name.clone(), Arc::new(AcpDriver::new(p.clone()))),
             DriverProfile::Openai(p) => {
                 let driver =
                     OpenAiDriver::new(p.clone()).map_err(|e| format!("drivers.{name}: {e}"))?;
@@ -73,11 +83,17 @@ mod tests {
 
             [demo]
             kind = "scripted"
+
+            [agent]
+            kind = "acp"
+            command = "node"
+            args = ["agent.mjs"]
+            permission_policy = "ask"
             "#,
         )
         .unwrap();
         let r = registry(&profiles).unwrap();
-        assert_eq!(r.names(), vec!["demo", "local", "scripted"]);
+        assert_eq!(r.names(), vec!["agent", "demo", "local", "scripted"]);
     }
 
     #[test]
