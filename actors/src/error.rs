@@ -34,6 +34,21 @@ impl From<StoreError> for SessionError {
     }
 }
 
+/// Maps the fate of an actor call to our errors: a delivery failure (the actor is
+/// gone) is `Unavailable`, no answer in time is `Timeout`; `what` names the call.
+pub(crate) fn call_result<T, M>(
+    result: std::result::Result<ractor::rpc::CallResult<T>, ractor::MessagingErr<M>>,
+    what: impl FnOnce() -> String,
+) -> Result<T> {
+    match result {
+        Ok(ractor::rpc::CallResult::Success(v)) => Ok(v),
+        Ok(ractor::rpc::CallResult::Timeout) => Err(SessionError::Timeout(what())),
+        Ok(ractor::rpc::CallResult::SenderError) | Err(_) => Err(SessionError::Unavailable(
+            format!("{} stopped; retry", what()),
+        )),
+    }
+}
+
 /// Result of session and project operations.
 pub type Result<T, E = SessionError> = std::result::Result<T, E>;
 

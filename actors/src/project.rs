@@ -7,13 +7,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use sessiond_store::{ProjectId, SessionId, SessionMeta, TenantId};
 use tokio::time::Instant;
 
 use crate::context::SessionContext;
-use crate::error::{Result, SessionError, StartRefused};
+use crate::error::{Result, SessionError, StartRefused, call_result};
 use crate::session::{Session, SessionArgs, SessionHandle};
 
 /// Crashes of one session tolerated within [`RESTART_WINDOW`] before it stays down.
@@ -241,13 +240,9 @@ impl ProjectHandle {
         &self,
         build: impl FnOnce(RpcReplyPort<T>) -> ProjectMsg,
     ) -> Result<T> {
-        match self.actor.call(build, Some(self.timeout)).await {
-            Ok(CallResult::Success(v)) => Ok(v),
-            Ok(CallResult::Timeout) => Err(SessionError::Timeout("project supervisor".into())),
-            Ok(CallResult::SenderError) | Err(_) => Err(SessionError::Unavailable(
-                "project supervisor stopped".into(),
-            )),
-        }
+        call_result(self.actor.call(build, Some(self.timeout)).await, || {
+            "project supervisor".into()
+        })
     }
 
     /// The session's actor, spawned from `meta` if not resident.

@@ -10,7 +10,6 @@
 //! - `tool_calls` (0..=1000): that many tool_call + tool_result pairs before the reply
 //! - `input_tokens`, `output_tokens` (integers), `cost_usd` (number >= 0): the run's
 //!   usage; by default tokens are the prompt's and the answer's word counts
-//! - `crash_actor` (bool): a test hook, read by the session actor, not by the driver
 
 use std::time::Duration;
 
@@ -40,9 +39,6 @@ struct Script {
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
     cost_usd: Option<f64>,
-    #[serde(default)]
-    #[allow(dead_code)] // read by the session actor
-    crash_actor: bool,
 }
 
 impl Script {
@@ -90,11 +86,6 @@ async fn pause(delay: Option<u64>, cancel: &CancellationToken) -> bool {
             _ = tokio::time::sleep(Duration::from_millis(ms)) => true,
         },
     }
-}
-
-/// Whether the scripted options of a session ask the actor to crash (test hook).
-pub fn wants_actor_crash(options: &serde_json::Map<String, serde_json::Value>) -> bool {
-    options.get("crash_actor").and_then(|v| v.as_bool()) == Some(true)
 }
 
 #[async_trait]

@@ -2,12 +2,11 @@
 
 use std::time::Duration;
 
-use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 use sessiond_store::{RunId, SessionId, SessionMeta};
 
 use super::{AbortReply, SendReceipt, SessionMsg};
-use crate::error::{Result, SessionError};
+use crate::error::{Result, call_result};
 
 /// The way to talk to a session actor; cheap to clone.
 #[derive(Debug, Clone)]
@@ -58,17 +57,9 @@ impl SessionHandle {
         timeout: Duration,
         build: impl FnOnce(RpcReplyPort<T>) -> SessionMsg,
     ) -> Result<T> {
-        match self.actor.call(build, Some(timeout)).await {
-            Ok(CallResult::Success(v)) => Ok(v),
-            Ok(CallResult::Timeout) => Err(SessionError::Timeout(format!(
-                "{what} on session {}",
-                self.id
-            ))),
-            Ok(CallResult::SenderError) | Err(_) => Err(SessionError::Unavailable(format!(
-                "session {} stopped; retry",
-                self.id
-            ))),
-        }
+        call_result(self.actor.call(build, Some(timeout)).await, || {
+            format!("{what} on session {}", self.id)
+        })
     }
 
     /// Appends a prompt; returns once it is durable.
