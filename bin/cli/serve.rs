@@ -56,15 +56,22 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => FileConfig::default(),
     };
     let drivers = registry(&file.drivers).map_err(anyhow::Error::msg)?;
-    let store = match (args.redis.or(file.redis), args.memory) {
-        (_, true) => StoreConfig::Memory,
-        (Some(url), false) => StoreConfig::Redis { url },
-        (None, false) => StoreConfig::Sqlite {
-            data_dir: args
+    // A flag beats the file: an explicit --data-dir means SQLite even when the file
+    // names a Redis server.
+    let store = if args.memory {
+        StoreConfig::Memory
+    } else if let Some(url) = args.redis {
+        StoreConfig::Redis { url }
+    } else if let Some(data_dir) = args.data_dir {
+        StoreConfig::Sqlite { data_dir }
+    } else if let Some(url) = file.redis {
+        StoreConfig::Redis { url }
+    } else {
+        StoreConfig::Sqlite {
+            data_dir: file
                 .data_dir
-                .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-        },
+        }
     };
     let node_id = args.node_id.or(file.node_id).map(NodeId::new).transpose()?;
     let config = Config {

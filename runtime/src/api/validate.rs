@@ -8,8 +8,23 @@ use crate::error::Error;
 
 /// Environment keys a session may not set for its driver's process: provider
 /// credentials and settings belong to the operator's driver profile, not to a
-/// session (a tenant must not point an agent at another account).
-pub const BLOCKED_ENV_PREFIXES: [&str; 5] = ["CLAUDE", "CODEX", "OLLAMA", "ANTHROPIC_", "OPENAI_"];
+/// session (a tenant must not point an agent at another account). The first five
+/// are DESIGN.md's; GEMINI_ and GOOGLE_ are the same kind of credential for the
+/// Gemini CLI, and LD_/DYLD_ would let a tenant inject code into the agent.
+pub const BLOCKED_ENV_PREFIXES: [&str; 9] = [
+    "CLAUDE",
+    "CODEX",
+    "OLLAMA",
+    "ANTHROPIC_",
+    "OPENAI_",
+    "GEMINI_",
+    "GOOGLE_",
+    "LD_",
+    "DYLD_",
+];
+
+/// Whole names refused for the same reason (code injection into Node.js agents).
+pub const BLOCKED_ENV_NAMES: [&str; 1] = ["NODE_OPTIONS"];
 
 /// Most variables in a session's `env`.
 pub const MAX_ENV_VARS: usize = 64;
@@ -77,6 +92,11 @@ pub fn env(env: &BTreeMap<String, String>) -> Result<(), Error> {
             )));
         }
         let upper = key.to_ascii_uppercase();
+        if BLOCKED_ENV_NAMES.contains(&upper.as_str()) {
+            return Err(Error::InvalidRequest(format!(
+                "env key '{key}' is not allowed: it would change how the agent's runtime loads code"
+            )));
+        }
         if let Some(prefix) = BLOCKED_ENV_PREFIXES.iter().find(|p| upper.starts_with(*p)) {
             return Err(Error::InvalidRequest(format!(
                 "env key '{key}' is not allowed: keys starting with {prefix} are provider \
@@ -123,6 +143,10 @@ mod tests {
             "OLLAMA_HOST",
             "ANTHROPIC_API_KEY",
             "openai_api_key",
+            "GEMINI_API_KEY",
+            "GOOGLE_API_KEY",
+            "LD_PRELOAD",
+            "NODE_OPTIONS",
         ] {
             let err = env(&env_of(&[(key, "x")])).unwrap_err();
             assert!(err.to_string().contains("not allowed"), "{key}: {err}");
