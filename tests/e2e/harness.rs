@@ -97,6 +97,23 @@ impl Server {
         Self { child, url, args }
     }
 
+    /// Writes `toml` to `dir/sessiond.toml` and starts `sessiond serve --config` with
+    /// it, over SQLite in `dir/data`.
+    pub fn start_with_config(dir: &Path, toml: &str) -> Self {
+        let config = dir.join("sessiond.toml");
+        std::fs::write(&config, toml).expect("write sessiond.toml");
+        let data = dir.join("data");
+        Self::start_with(
+            vec![
+                "--config".into(),
+                config.display().to_string(),
+                "--data-dir".into(),
+                data.display().to_string(),
+            ],
+            None,
+        )
+    }
+
     /// Kills the process with SIGKILL, as a crash would, and reaps it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

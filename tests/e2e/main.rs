@@ -8,12 +8,16 @@
 //! - [`abort`]: aborting a hanging run, the queue moving on
 //! - [`errors`]: bad input answers 4xx in the error shape
 //! - [`cli`]: the client verbs of the binary
+//! - [`drivers`]: the `openai` (against a fake server) and `acp` (the Node.js test
+//!   agent) drivers from `sessiond.toml` profiles: transcripts, usage, failures,
+//!   permission answers, abort, session env
 
 // A test crate has no public API: `pub` here means "shared between test modules".
 #![allow(unreachable_pub)]
 
 mod abort;
 mod cli;
+mod drivers;
 mod errors;
 mod harness;
 mod lifecycle;
