@@ -27,6 +27,8 @@ pub struct RunRequest {
     pub options: serde_json::Map<String, serde_json::Value>,
     /// The session's run settings.
     pub config: SessionConfig,
+    /// What the driver stored for this session with [`DriverEvent::State`].
+    pub driver_state: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What a driver reports while it runs.
@@ -45,6 +47,10 @@ pub enum DriverEvent {
     Usage(Usage),
     /// The driver is alive and working (resets the stall timer) without output.
     Activity,
+    /// Replaces what the driver keeps for this session; it is stored with the
+    /// session and handed back in every later [`RunRequest`], also after a restart
+    /// on another node.
+    State(serde_json::Map<String, serde_json::Value>),
 }
 
 /// How a driver's run ended.

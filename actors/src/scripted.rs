@@ -190,6 +190,7 @@ mod tests {
             system_prompt: None,
             options: options.as_object().cloned().unwrap(),
             config: Default::default(),
+            driver_state: Default::default(),
         }
     }
 

@@ -306,6 +306,10 @@ impl Session {
             }
             DriverEvent::Usage(u) => run.usage.add(&u),
             DriverEvent::Activity => {}
+            DriverEvent::State(driver_state) => {
+                let write = state.set_driver_state(driver_state, now_ms());
+                self.submit(me, write).await;
+            }
         }
     }
 

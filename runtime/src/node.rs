@@ -222,6 +222,7 @@ impl Node {
             usage: Usage::default(),
             error: None,
             config: new.config,
+            driver_state: Default::default(),
             last_seq: 0,
             created_at_ms: now,
             updated_at_ms: now,

@@ -49,6 +49,7 @@ fn request(prompt: &str) -> RunRequest {
         system_prompt: None,
         options: Default::default(),
         config: Default::default(),
+        driver_state: Default::default(),
     }
 }
 

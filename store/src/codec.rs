@@ -117,6 +117,8 @@ mod tests {
                 cwd: Some("/srv".into()),
                 env,
             },
+            // Added after v1 was written: old bytes decode it as empty.
+            driver_state: Default::default(),
             last_seq: 2,
             created_at_ms: 1_700_000_000_000,
             updated_at_ms: 1_700_000_000_500,

@@ -199,6 +199,10 @@ pub struct SessionMeta {
     /// Run settings.
     #[serde(default)]
     pub config: SessionConfig,
+    /// What the driver keeps for this session across runs and restarts (the ACP
+    /// driver's agent session id, ...), written by the driver, opaque to sessiond.
+    #[serde(default)]
+    pub driver_state: serde_json::Map<String, serde_json::Value>,
     /// Seq of the last committed message. Backends keep this authoritative on
     /// commit; a value read back always matches the log.
     #[serde(default)]

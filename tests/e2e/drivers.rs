@@ -565,3 +565,25 @@ async fn session_env_is_validated_shown_and_reaches_the_agent() {
     assert_eq!(me["cwd"], cwd.as_str());
     assert_eq!(me["sessionCwd"], cwd.as_str());
 }
+
+/// The agent's ACP session survives a crash of sessiond: its id is stored with the
+/// session, and the agent started after the restart loads it (`session/load`)
+/// instead of starting a new conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acp_session_is_loaded_again_after_a_kill_9_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with_config(dir.path(), &acp_config("deny"));
+    let api = server.api();
+    let id = api.create("demo", json!({"driver": "agent"})).await;
+    let before = whoami(&api, &id).await;
+    assert_eq!(before["loaded"], false, "{before}");
+    server.restart();
+    let api = server.api();
+    let after = whoami(&api, &id).await;
+    assert_ne!(after["pid"], before["pid"], "a new agent process");
+    assert_eq!(
+        after["sessionId"], before["sessionId"],
+        "the same ACP session"
+    );
+    assert_eq!(after["loaded"], true, "loaded with session/load: {after}");
+}

@@ -56,6 +56,7 @@ async fn drive(
         system_prompt: meta.system_prompt,
         options: meta.driver_options,
         config: meta.config,
+        driver_state: meta.driver_state,
     };
     let (tx, mut rx) = mpsc::channel(ctx.settings.driver_event_buffer);
     let run = driver.run(request, DriverEvents::new(tx), token.clone());

@@ -268,6 +268,17 @@ impl SessionState {
         Some(self.write(vec![msg], false))
     }
 
+    /// Stores the driver's state for the session (durably, with the meta).
+    pub(crate) fn set_driver_state(
+        &mut self,
+        driver_state: serde_json::Map<String, serde_json::Value>,
+        now: TimestampMs,
+    ) -> SessionWrite {
+        self.meta.driver_state = driver_state;
+        self.meta.updated_at_ms = now;
+        self.write(vec![], true)
+    }
+
     /// Ends the active run with the driver's outcome: records it, sums usage, and
     /// returns the write plus whoever waits for an abort to finish.
     pub(crate) fn end_run(

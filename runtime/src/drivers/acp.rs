@@ -66,7 +66,9 @@ use std::time::Duration;
 use agent_client_protocol::v1::schema::SessionId as AcpSessionId;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use sessiond_actors::{AgentDriver, AnswerError, DriverEvents, DriverOutcome, RunRequest};
+use sessiond_actors::{
+    AgentDriver, AnswerError, DriverEvent, DriverEvents, DriverOutcome, RunRequest,
+};
 use sessiond_store::{SessionConfig, SessionId};
 use tokio_util::sync::CancellationToken;
 
@@ -150,6 +152,9 @@ impl AcpProfile {
         env
     }
 }
+
+/// Key of the agent's ACP session id in the session's driver state.
+pub const ACP_SESSION_KEY: &str = "acp_session_id";
 
 /// A session's place in the driver.
 struct Slot {
@@ -349,6 +354,16 @@ impl AgentDriver for AcpDriver {
             Ok(lease) => lease,
             Err(e) => return DriverOutcome::Failed(e),
         };
+        // After a restart (of the node, or of the session elsewhere) the slot is new:
+        // the stored id lets the agent `session/load` the conversation.
+        let stored = request
+            .driver_state
+            .get(ACP_SESSION_KEY)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        if lease.acp_session.is_none() {
+            lease.acp_session = stored.clone().map(AcpSessionId::new);
+        }
         let mut agent = match lease.agent.take() {
             Some(agent) => agent,
             None => match self.start(&lease, &request.config, &cancel).await {
@@ -357,6 +372,16 @@ impl AgentDriver for AcpDriver {
             },
         };
         lease.acp_session = Some(agent.acp_session.clone());
+        if stored.as_deref() != Some(&*agent.acp_session.0) {
+            let mut state = request.driver_state.clone();
+            state.insert(
+                ACP_SESSION_KEY.into(),
+                agent.acp_session.0.to_string().into(),
+            );
+            if events.send(DriverEvent::State(state)).await.is_err() {
+                return DriverOutcome::Cancelled;
+            }
+        }
         let turn = Turn {
             agent: &mut agent,
             session_id: request.session_id,

@@ -49,6 +49,7 @@ pub(crate) fn request(session_id: SessionId, prompt: &str, config: SessionConfig
         system_prompt: None,
         options: serde_json::Map::new(),
         config,
+        driver_state: Default::default(),
     }
 }
 

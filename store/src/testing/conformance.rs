@@ -36,6 +36,7 @@ pub fn new_meta(tenant: &TenantId, project: &str, key: Option<&str>) -> SessionM
         usage: Usage::default(),
         error: None,
         config: SessionConfig::default(),
+        driver_state: Default::default(),
         last_seq: 0,
         created_at_ms: now,
         updated_at_ms: now,
