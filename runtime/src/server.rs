@@ -2,6 +2,7 @@
 
 use std::future::Future;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::api::{AppState, router};
@@ -22,6 +23,14 @@ pub async fn serve(
         shutdown.await;
         stopping.cancel();
     };
+    // Event streams are many small writes: with Nagle's algorithm on, each one can
+    // wait for the client's delayed ACK (~40 ms). Measured with `sessiond bench`
+    // (BENCHMARKS.md): run p99 went from ~48 ms to the figures recorded there.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .await;
