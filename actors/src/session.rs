@@ -264,6 +264,7 @@ impl Session {
         };
         self.submit(me, write).await;
         let token = CancellationToken::new();
+        metrics::counter!("sessiond_runs_started_total").increment(1);
         let task = run::spawn(
             self.ctx.clone(),
             me.clone(),
@@ -323,6 +324,10 @@ impl Session {
         let Some((write, waiters)) = state.end_run(run_id, outcome, now_ms()) else {
             return;
         };
+        if let Some(outcome) = state.meta.last_run.as_ref().and_then(|r| r.outcome) {
+            metrics::counter!("sessiond_runs_ended_total", "outcome" => outcome.as_str())
+                .increment(1);
+        }
         let me2 = me.clone();
         let on_commit = Box::new(move |result: std::result::Result<u64, WriteError>| {
             for w in waiters {

@@ -148,7 +148,23 @@ async fn run(
             }
         }
         if !writes.is_empty() {
+            metrics::histogram!("sessiond_writer_batch_writes").record(writes.len() as f64);
+            let started = std::time::Instant::now();
             let results = commit_with_retry(&*store, &writes, config.persist_deadline).await;
+            metrics::histogram!("sessiond_writer_commit_seconds")
+                .record(started.elapsed().as_secs_f64());
+            for r in &results {
+                if let Err(e) = r {
+                    let reason = match e {
+                        WriteError::Fenced => "fenced",
+                        WriteError::Missing => "missing",
+                        WriteError::Gap(_) => "gap",
+                        WriteError::Unavailable(_) => "unavailable",
+                    };
+                    metrics::counter!("sessiond_writer_failed_writes_total", "reason" => reason)
+                        .increment(1);
+                }
+            }
             for (done, result) in dones.into_iter().zip(results) {
                 done(result);
             }
@@ -181,6 +197,7 @@ async fn commit_with_retry(
             }
             Err(e) if tokio::time::Instant::now() + backoff < give_up => {
                 tracing::warn!(error = %e, writes = writes.len(), "commit failed, retrying");
+                metrics::counter!("sessiond_writer_commit_retries_total").increment(1);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }

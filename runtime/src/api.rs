@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(crate::metrics::render))
         .route("/v1/projects/{project}/sessions", post(sessions::create))
         .route("/v1/sessions/{id}", get(sessions::get))
         .route(
@@ -47,5 +48,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::from(Error::NotFound("no such route".into())) })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .with_state(state)
 }

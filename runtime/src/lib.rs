@@ -9,6 +9,7 @@
 //! - [`node`]: `Node`, the session operations behind the API, lease renewal
 //! - [`events`]: a session's event stream (replay from the store, then live)
 //! - [`api`]: router, JSON model (shared with the CLI), error conversion, SSE
+//! - [`metrics`]: Prometheus recorder, `/metrics`, request metrics
 //! - [`server`]: serving a listener with graceful shutdown
 //! - [`error`]: the runtime's error type
 
@@ -17,6 +18,7 @@ pub mod config;
 pub mod drivers;
 pub mod error;
 pub mod events;
+pub mod metrics;
 pub mod node;
 pub mod server;
 

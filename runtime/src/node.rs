@@ -114,6 +114,9 @@ impl Node {
         };
         let stop = CancellationToken::new();
         tokio::spawn(keep_leases(ctx.clone(), backend.clone(), stop.clone()));
+        // Installed before the first metric is recorded.
+        crate::metrics::handle();
+        tokio::spawn(crate::metrics::upkeep(stop.clone()));
         tracing::info!(node_id = %id, store = backend.kind, "node started");
         Self {
             inner: Arc::new(Inner {

@@ -7,6 +7,7 @@
 //! - [`streaming`]: SSE replay, live events, resume with Last-Event-ID
 //! - [`abort`]: aborting a hanging run, the queue moving on
 //! - [`errors`]: bad input answers 4xx in the error shape
+//! - [`observability`]: health, readiness and Prometheus metrics
 //! - [`cli`]: the client verbs of the binary
 //! - [`drivers`]: the `openai` (against a fake server) and `acp` (the Node.js test
 //!   agent) drivers from `sessiond.toml` profiles: transcripts, usage, failures,
@@ -21,4 +22,5 @@ mod drivers;
 mod errors;
 mod harness;
 mod lifecycle;
+mod observability;
 mod streaming;

@@ -63,6 +63,7 @@ pub(super) async fn sse(
     // An error item ends the stream: the client reconnects with Last-Event-ID.
     let mut failed = false;
     let stopping = state.node.stopping().cancelled_owned();
+    let gauge = crate::metrics::StreamGauge::open();
     let stream = events
         .take_until(stopping)
         .take_while(move |item| {
@@ -70,6 +71,10 @@ pub(super) async fn sse(
             failed |= item.is_err();
             futures::future::ready(go)
         })
-        .map(|item| Ok(to_sse(item)));
+        .map(move |item| {
+            // Held by the stream: the gauge drops when the client goes.
+            let _open = &gauge;
+            Ok(to_sse(item))
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
