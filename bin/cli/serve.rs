@@ -64,17 +64,22 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         StoreConfig::Redis { url }
     } else if let Some(data_dir) = args.data_dir {
         StoreConfig::Sqlite { data_dir }
-    } else if let Some(url) = file.redis {
+    } else if let Some(url) = file.redis.clone() {
         StoreConfig::Redis { url }
     } else {
         StoreConfig::Sqlite {
             data_dir: file
                 .data_dir
+                .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         }
     };
-    let node_id = args.node_id.or(file.node_id).map(NodeId::new).transpose()?;
-    let config = Config {
+    let node_id = args
+        .node_id
+        .or(file.node_id.clone())
+        .map(NodeId::new)
+        .transpose()?;
+    let mut config = Config {
         listen: match args.listen.or(file.listen) {
             Some(a) => a,
             None => DEFAULT_LISTEN.parse()?,
@@ -83,6 +88,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         node_id,
         ..Config::default()
     };
+    file.apply_timing(&mut config).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

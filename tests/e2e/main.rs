@@ -6,6 +6,7 @@
 //! - [`lifecycle`]: create, send, history, usage, restart after kill -9 (sqlite and redis)
 //! - [`streaming`]: SSE replay, live events, resume with Last-Event-ID
 //! - [`abort`]: aborting a hanging run, the queue moving on
+//! - [`faults`]: the store killed and restarted under a running node
 //! - [`errors`]: bad input answers 4xx in the error shape
 //! - [`observability`]: health, readiness and Prometheus metrics
 //! - [`cli`]: the client verbs of the binary
@@ -20,6 +21,7 @@ mod abort;
 mod cli;
 mod drivers;
 mod errors;
+mod faults;
 mod harness;
 mod lifecycle;
 mod observability;

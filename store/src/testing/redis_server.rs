@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 /// A free TCP port on 127.0.0.1 (bound then released; the caller binds it next).
@@ -34,30 +35,22 @@ impl RedisServer {
 
     /// Starts a server with extra `--option value` arguments.
     pub fn start_with(extra: &[&str]) -> Self {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         // A port can be taken between free_port and bind: try a few.
         let mut last_err = String::new();
         for _ in 0..5 {
-            let port = free_port();
-            let dir = tempfile::tempdir().expect("temp dir");
-            let mut cmd = Command::new(redis_server_binary());
-            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(dir.path())
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            let child = match cmd.spawn() {
-                Ok(c) => c,
-                Err(e) => panic!(
-                    "cannot start redis-server ({e}); install it (apt-get install redis-server) \
-                     or set REDIS_SERVER"
-                ),
-            };
+            let (port, dir) = (free_port(), tempfile::tempdir().expect("temp dir"));
+            let child = command(port, &dir, &extra).spawn().unwrap_or_else(|e| {
+                panic!(
+                    "cannot start redis-server ({e}); install it (apt-get install \
+                     redis-server) or set REDIS_SERVER"
+                )
+            });
             let mut server = Self {
                 child,
                 port,
-                _dir: dir,
+                dir,
+                extra: extra.clone(),
             };
             match server.wait_ready(Duration::from_secs(10)) {
                 Ok(()) => return server,
@@ -65,6 +58,18 @@ impl RedisServer {
             }
         }
         panic!("redis-server did not start: {last_err}");
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same port and
+    /// directory, as after a crash: what it persisted (AOF or RDB, if the extra
+    /// arguments enable them) is loaded again.
+    pub fn restart(&mut self) {
+        self.kill();
+        let mut cmd = command(self.port, &self.dir, &self.extra);
+        self.child = cmd.spawn().expect("restart redis-server");
+        if let Err(e) = self.wait_ready(Duration::from_secs(10)) {
+            panic!("redis-server did not restart: {e}");
+        }
     }
 
     fn wait_ready(&mut self, deadline: Duration) -> Result<(), String> {
@@ -101,6 +106,18 @@ impl RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn command(port: u16, dir: &tempfile::TempDir, extra: &[String]) -> Command {
+    let mut cmd = Command::new(redis_server_binary());
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir.path())
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
 }
 
 impl Drop for RedisServer {
