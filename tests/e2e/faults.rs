@@ -42,7 +42,10 @@ async fn redis_down_fails_fast_and_loses_nothing_acknowledged() {
     // Bounded by the writer's persist deadline: an error, not a hang.
     let during = tokio::time::timeout(
         Duration::from_secs(15),
-        api.post(&format!("/v1/sessions/{id}/messages"), json!({"prompt": "during"})),
+        api.post(
+            &format!("/v1/sessions/{id}/messages"),
+            json!({"prompt": "during"}),
+        ),
     )
     .await
     .expect("an answer while Redis is down");
@@ -51,7 +54,11 @@ async fn redis_down_fails_fast_and_loses_nothing_acknowledged() {
         "5xx while the store is down: {:?}",
         during.body
     );
-    assert!(during.body["error"]["code"].is_string(), "{:?}", during.body);
+    assert!(
+        during.body["error"]["code"].is_string(),
+        "{:?}",
+        during.body
+    );
     let ready = tokio::time::timeout(Duration::from_secs(15), api.get("/readyz"))
         .await
         .expect("readyz answers");
@@ -60,17 +67,29 @@ async fn redis_down_fails_fast_and_loses_nothing_acknowledged() {
     redis.restart();
     let after = wait_until("the node serves again", DEADLINE, || async {
         let a = api
-            .post(&format!("/v1/sessions/{id}/messages"), json!({"prompt": "after"}))
+            .post(
+                &format!("/v1/sessions/{id}/messages"),
+                json!({"prompt": "after"}),
+            )
             .await;
         (a.status == 202).then_some(a.body)
     })
     .await;
-    let settled = api.wait_settled(&id, after["message_seq"].as_u64().unwrap() + 1).await;
+    let settled = api
+        .wait_settled(&id, after["message_seq"].as_u64().unwrap() + 1)
+        .await;
     assert_eq!(settled["status"], "idle");
     let history = api.history(&id).await;
     let seqs: Vec<u64> = history.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "dense: {history:?}");
-    let contents: Vec<&str> = history.iter().map(|m| m["content"].as_str().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "dense: {history:?}"
+    );
+    let contents: Vec<&str> = history
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
     assert_eq!(&contents[..4], &["one", "echo: one", "two", "echo: two"]);
     assert!(contents.contains(&"after") && contents.contains(&"echo: after"));
     assert!(contents.iter().filter(|c| **c == "during").count() <= 1);
