@@ -67,6 +67,16 @@ impl std::fmt::Debug for ProjectState {
 }
 
 impl ProjectState {
+    /// Removes the session's entry if it is still this actor's (an older
+    /// incarnation's late exit must not remove a newer one).
+    fn forget(&mut self, id: SessionId, actor: ActorId) -> Option<Child> {
+        if self.children.get(&id)?.handle.actor().get_id() == actor {
+            self.children.remove(&id)
+        } else {
+            None
+        }
+    }
+
     /// Records a crash; true while the session may still be restarted.
     fn may_restart(&mut self, id: SessionId, now: Instant) -> bool {
         let crashes = self.crashes.entry(id).or_default();
@@ -145,14 +155,15 @@ impl Actor for Project {
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 if let Some(id) = state.by_actor.remove(&cell.get_id()) {
                     tracing::debug!(session_id = %id, ?reason, "session stopped");
-                    state.children.remove(&id);
+                    state.forget(id, cell.get_id());
                 }
             }
             SupervisionEvent::ActorFailed(cell, err) => {
                 let Some(id) = state.by_actor.remove(&cell.get_id()) else {
                     return Ok(());
                 };
-                let Some(child) = state.children.remove(&id) else {
+                // A late event of an older incarnation: a newer one already runs.
+                let Some(child) = state.forget(id, cell.get_id()) else {
                     return Ok(());
                 };
                 if let Some(refused) = err.downcast_ref::<StartRefused>() {

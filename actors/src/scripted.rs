@@ -7,6 +7,8 @@
 //! - `delay_ms` (0..=600000): wait before each message
 //! - `hang` (bool): after the tool calls, wait until cancelled
 //! - `fail` (string): after the tool calls, the run fails with this error
+//! - `panic` (string): after the tool calls, the driver panics with this message (a
+//!   driver bug: the session must record a failed run and go on)
 //! - `tool_calls` (0..=1000): that many tool_call + tool_result pairs before the reply
 //! - `input_tokens`, `output_tokens` (integers), `cost_usd` (number >= 0): the run's
 //!   usage; by default tokens are the prompt's and the answer's word counts
@@ -34,6 +36,7 @@ struct Script {
     #[serde(default)]
     hang: bool,
     fail: Option<String>,
+    panic: Option<String>,
     #[serde(default)]
     tool_calls: u32,
     input_tokens: Option<u64>,
@@ -145,6 +148,9 @@ impl AgentDriver for ScriptedDriver {
         }
         if let Some(error) = script.fail {
             return DriverOutcome::Failed(error);
+        }
+        if let Some(message) = script.panic {
+            panic!("scripted panic: {message}");
         }
         let reply = script
             .reply

@@ -160,6 +160,18 @@ impl Actor for Session {
             }
             Err(e) => return Err(refuse(e.into())),
         };
+        // Renewed from now on, so a slow load cannot outlive the lease.
+        let me2 = me.clone();
+        let lease_entry = ctx.lease_book.hold(
+            LeaseRef {
+                tenant: tenant.clone(),
+                session: id,
+                fence,
+            },
+            Arc::new(move || {
+                let _ = me2.cast(SessionMsg::LeaseLost);
+            }),
+        );
         let meta = match ctx.store.load_session(&tenant, id).await {
             Ok(Some(m)) => m,
             Ok(None) => return Err(refuse(SessionError::NotFound(format!("session {id}")))),
@@ -168,18 +180,7 @@ impl Actor for Session {
         let after = meta.last_run.as_ref().map_or(0, |r| r.prompt_seq);
         let log = read_all(ctx, &tenant, id, after).await.map_err(refuse)?;
         *state = SessionState::new(meta, fence);
-        let lease = LeaseRef {
-            tenant,
-            session: id,
-            fence,
-        };
-        let me2 = me.clone();
-        state._lease = Some(ctx.lease_book.hold(
-            lease,
-            Arc::new(move || {
-                let _ = me2.cast(SessionMsg::LeaseLost);
-            }),
-        ));
+        state._lease = Some(lease_entry);
         state._driver_release =
             ctx.drivers
                 .get(&state.meta.driver)

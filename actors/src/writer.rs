@@ -62,7 +62,9 @@ impl Default for WriterConfig {
         Self {
             queue_capacity: 4096,
             max_batch: 512,
-            persist_deadline: Duration::from_secs(30),
+            // Below the session call timeout (30 s), so a caller waiting on a commit
+            // hears `unavailable` (nothing stored) rather than an ambiguous timeout.
+            persist_deadline: Duration::from_secs(20),
         }
     }
 }
@@ -128,22 +130,64 @@ impl Writer {
     }
 }
 
+/// Sessions whose write failed for good, by (tenant, session, fence): the writes
+/// queued behind the failed one must not commit either, or a later meta write could
+/// record a run as completed with one of its messages missing. Entries are dropped
+/// after [`POISON_TTL`]: by then the session actor has stopped and a new incarnation
+/// writes with a new fence.
+#[derive(Default)]
+struct Poisoned(
+    std::collections::HashMap<
+        (sessiond_store::TenantId, sessiond_store::SessionId, u64),
+        (WriteError, tokio::time::Instant),
+    >,
+);
+
+/// How long a failed (session, fence) refuses further writes.
+const POISON_TTL: Duration = Duration::from_secs(600);
+
+impl Poisoned {
+    fn key(w: &SessionWrite) -> (sessiond_store::TenantId, sessiond_store::SessionId, u64) {
+        (w.tenant.clone(), w.session, w.fence)
+    }
+
+    fn check(&self, w: &SessionWrite) -> Option<WriteError> {
+        self.0.get(&Self::key(w)).map(|(e, _)| e.clone())
+    }
+
+    fn record(&mut self, w: &SessionWrite, e: &WriteError) {
+        self.0
+            .insert(Self::key(w), (e.clone(), tokio::time::Instant::now()));
+    }
+
+    fn prune(&mut self) {
+        if !self.0.is_empty() {
+            self.0.retain(|_, (_, at)| at.elapsed() < POISON_TTL);
+        }
+    }
+}
+
 async fn run(
     store: Arc<dyn SessionStore>,
     config: WriterConfig,
     mut rx: mpsc::Receiver<WriteRequest>,
 ) {
     let mut batch = Vec::with_capacity(config.max_batch);
+    let mut poisoned = Poisoned::default();
     while rx.recv_many(&mut batch, config.max_batch).await > 0 {
+        poisoned.prune();
         let mut writes = Vec::with_capacity(batch.len());
         let mut dones = Vec::with_capacity(batch.len());
         let mut barriers = Vec::new();
         for req in batch.drain(..) {
             match req {
-                WriteRequest::Write { write, done } => {
-                    writes.push(*write);
-                    dones.push(done);
-                }
+                WriteRequest::Write { write, done } => match poisoned.check(&write) {
+                    Some(e) => done(Err(e)),
+                    None => {
+                        writes.push(*write);
+                        dones.push(done);
+                    }
+                },
                 WriteRequest::Barrier(tx) => barriers.push(tx),
             }
         }
@@ -153,8 +197,9 @@ async fn run(
             let results = commit_with_retry(&*store, &writes, config.persist_deadline).await;
             metrics::histogram!("sessiond_writer_commit_seconds")
                 .record(started.elapsed().as_secs_f64());
-            for r in &results {
+            for (w, r) in writes.iter().zip(&results) {
                 if let Err(e) = r {
+                    poisoned.record(w, e);
                     let reason = match e {
                         WriteError::Fenced => "fenced",
                         WriteError::Missing => "missing",
@@ -260,9 +305,12 @@ mod tests {
             Err(WriteError::Fenced)
         );
         assert_eq!(writer.commit(w(60, fence)).await, Err(WriteError::Gap(50)));
+        // Behind a failed write, the session's writes with that fence fail too, even
+        // one the store would accept: nothing lands after a hole.
+        assert_eq!(writer.commit(w(51, fence)).await, Err(WriteError::Gap(50)));
         drop(writer);
         task.await.unwrap();
         let log = b.sessions.read_log(&t, meta.id, 0, 100).await.unwrap();
-        assert_eq!(log.len(), 50);
+        assert_eq!(log.len(), 50, "seq 51 was refused");
     }
 }

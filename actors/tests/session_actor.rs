@@ -188,3 +188,35 @@ async fn a_restarted_actor_continues_the_log_and_interrupts_the_lost_run() {
     let r = session.send("next".into()).await.unwrap();
     assert_eq!(r.message_seq, 3);
 }
+
+#[tokio::test]
+async fn a_panicking_driver_fails_its_run_and_the_session_goes_on() {
+    let b = memory();
+    let ctx = context(&b);
+    let meta = create(&b, serde_json::json!({"panic": "boom"})).await;
+    let project = ProjectHandle::spawn(ctx, meta.tenant.clone(), meta.project.clone())
+        .await
+        .unwrap();
+    let session = project.activate(meta.clone()).await.unwrap();
+    session.send("one".into()).await.unwrap();
+    session.send("two".into()).await.unwrap();
+    // Both runs end (the second after the first): nothing is wedged.
+    let m = wait_until("both runs failed", Duration::from_secs(10), || async {
+        let m = session.meta().await.unwrap();
+        (m.status == SessionStatus::Idle && m.last_seq == 4).then_some(m)
+    })
+    .await;
+    let last = m.last_run.unwrap();
+    assert_eq!(last.outcome, Some(RunOutcome::Failed));
+    assert!(
+        last.error
+            .unwrap()
+            .contains("driver panicked: scripted panic: boom")
+    );
+    let log = b
+        .sessions
+        .read_log(&meta.tenant, meta.id, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(log[1].role, Role::System);
+}

@@ -24,6 +24,25 @@ pub enum SessionEvent {
 
 const PAGE: usize = 500;
 
+/// Statuses only move forward: the bus can still hold statuses committed before the
+/// snapshot the stream started from (or reloaded after a reset); those are older
+/// than one already sent and are dropped.
+#[derive(Default)]
+struct StatusOrder {
+    last: Option<(u64, i64)>,
+}
+
+impl StatusOrder {
+    fn fresh(&mut self, s: &StatusChange) -> bool {
+        let at = (s.last_seq, s.updated_at_ms);
+        if self.last.is_some_and(|last| at < last) {
+            return false;
+        }
+        self.last = Some(at);
+        true
+    }
+}
+
 /// The stream of `id` after `after_seq`: the replay, then the current status, then
 /// live changes.
 /// It ends with an error item if the store fails (the client resumes from the last
@@ -46,6 +65,7 @@ pub fn session_events(
         // A status waits until the messages committed before it are out; the
         // current one comes right after the replay.
         let mut held_status = Some(StatusChange::of(&meta));
+        let mut order = StatusOrder::default();
         loop {
             if need_catch_up {
                 loop {
@@ -62,7 +82,9 @@ pub fn session_events(
                     }
                 }
                 need_catch_up = false;
-                if let Some(status) = held_status.take() {
+                if let Some(status) = held_status.take()
+                    && order.fresh(&status)
+                {
                     yield SessionEvent::Status(status);
                 }
             }
@@ -91,7 +113,11 @@ pub fn session_events(
                     held_status = Some(status);
                     need_catch_up = true;
                 }
-                BusEvent::Status(status) => yield SessionEvent::Status(status),
+                BusEvent::Status(status) => {
+                    if order.fresh(&status) {
+                        yield SessionEvent::Status(status);
+                    }
+                }
                 BusEvent::Unknown => {
                     held_status = backend
                         .sessions
@@ -102,5 +128,35 @@ pub fn session_events(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessiond_store::{SessionId, SessionStatus, Usage};
+
+    fn status(last_seq: u64, at: i64, s: SessionStatus) -> StatusChange {
+        StatusChange {
+            session_id: SessionId::generate(),
+            status: s,
+            last_run: None,
+            usage: Usage::default(),
+            last_seq,
+            updated_at_ms: at,
+        }
+    }
+
+    #[test]
+    fn statuses_only_move_forward() {
+        let mut order = StatusOrder::default();
+        assert!(order.fresh(&status(11, 200, SessionStatus::Idle)));
+        // Committed before the snapshot, delivered after it: dropped.
+        assert!(!order.fresh(&status(10, 150, SessionStatus::Running)));
+        assert!(!order.fresh(&status(11, 199, SessionStatus::Running)));
+        // Same point again is harmless; later ones pass.
+        assert!(order.fresh(&status(11, 200, SessionStatus::Idle)));
+        assert!(order.fresh(&status(11, 201, SessionStatus::Running)));
+        assert!(order.fresh(&status(12, 100, SessionStatus::Idle)));
     }
 }

@@ -427,6 +427,7 @@ async fn keep_leases(ctx: SessionContext, backend: Backend, stop: CancellationTo
     let ttl = ctx.settings.lease_ttl;
     let mut tick = tokio::time::interval((ttl / 3).max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_renewed = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -434,10 +435,12 @@ async fn keep_leases(ctx: SessionContext, backend: Backend, stop: CancellationTo
         }
         let leases = ctx.lease_book.leases();
         if leases.is_empty() {
+            last_renewed = tokio::time::Instant::now();
             continue;
         }
         match backend.leases.renew(&ctx.node, &leases, ttl).await {
             Ok(held) => {
+                last_renewed = tokio::time::Instant::now();
                 for (lease, ok) in leases.iter().zip(held) {
                     if !ok {
                         tracing::warn!(session_id = %lease.session, "lease renewal refused");
@@ -445,7 +448,21 @@ async fn keep_leases(ctx: SessionContext, backend: Backend, stop: CancellationTo
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, leases = leases.len(), "lease renewal failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, leases = leases.len(), "lease renewal failed");
+                // Past the TTL another node may own these sessions: stop ours rather
+                // than run drivers for sessions we no longer hold (fences keep their
+                // writes out anyway).
+                if last_renewed.elapsed() >= ttl {
+                    tracing::error!(
+                        leases = leases.len(),
+                        "leases not renewed for a whole TTL, stopping their sessions"
+                    );
+                    for lease in &leases {
+                        ctx.lease_book.lost(lease);
+                    }
+                }
+            }
         }
     }
 }

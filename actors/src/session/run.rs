@@ -3,6 +3,9 @@
 //! driver) and reports the end. A cancelled driver gets `abort_grace` to stop, then
 //! is dropped and the run force-ended.
 
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
 use ractor::ActorRef;
 use sessiond_store::SessionMeta;
 use tokio::sync::{mpsc, oneshot};
@@ -24,7 +27,20 @@ pub(super) fn spawn(
     let meta = meta.clone();
     tokio::spawn(async move {
         let run_id = plan.run_id;
-        let outcome = drive(&ctx, &actor, meta, plan, &token).await;
+        // A panicking driver is a bug in the driver, not in the session: the run
+        // fails and the session goes on (without this the run would never end).
+        let outcome = AssertUnwindSafe(drive(&ctx, &actor, meta, plan, &token))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("unknown panic");
+                tracing::error!(%run_id, panic = what, "driver panicked");
+                DriverOutcome::Failed(format!("driver panicked: {what}"))
+            });
         let _ = actor.cast(SessionMsg::RunEnded { run_id, outcome });
     })
 }
@@ -42,11 +58,13 @@ async fn drive(
             meta.driver
         ));
     };
-    let mut history = match read_all(ctx, &meta.tenant, meta.id, 0).await {
-        Ok(h) => h,
+    // Everything this session handed to the writer before the run started (the
+    // previous run's last messages) is committed before the history is read.
+    ctx.writer.flush().await.await;
+    let history = match read_all(ctx, &meta.tenant, meta.id, 0).await {
+        Ok(log) => plan.history(log),
         Err(e) => return DriverOutcome::Failed(format!("cannot load history: {e}")),
     };
-    history.retain(|m| m.seq <= plan.prompt_seq);
     let request = RunRequest {
         session_id: meta.id,
         run_id: plan.run_id,

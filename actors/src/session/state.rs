@@ -55,6 +55,29 @@ pub(crate) struct RunPlan {
     pub(crate) run_id: RunId,
     pub(crate) prompt_seq: u64,
     pub(crate) prompt: String,
+    /// The last seq assigned when the run starts: its history ends there.
+    pub(crate) upto: u64,
+    /// Prompts still queued behind this one: in the log already (seqs are assigned
+    /// at send), but not yet part of the conversation.
+    pub(crate) later_prompts: Vec<u64>,
+}
+
+impl RunPlan {
+    /// The conversation this run continues, from the committed log: everything up
+    /// to `upto` except the prompts still queued, with this run's prompt last (a
+    /// queued prompt's seq is lower than the previous run's answer).
+    pub(crate) fn history(&self, log: Vec<Message>) -> Vec<Message> {
+        let (mut prompt, mut history) = (None, Vec::with_capacity(log.len()));
+        for m in log {
+            if m.seq == self.prompt_seq {
+                prompt = Some(m);
+            } else if m.seq <= self.upto && !self.later_prompts.contains(&m.seq) {
+                history.push(m);
+            }
+        }
+        history.extend(prompt);
+        history
+    }
 }
 
 /// Tells the session's driver to release what it keeps for the session, on every
@@ -236,6 +259,8 @@ impl SessionState {
             run_id: p.run_id,
             prompt_seq: p.seq,
             prompt: p.prompt,
+            upto: self.next_seq - 1,
+            later_prompts: self.queue.iter().map(|q| q.seq).collect(),
         };
         Some((plan, self.write(vec![], true)))
     }
@@ -390,6 +415,33 @@ mod tests {
         assert_eq!(meta.usage.output_tokens, 2);
         assert_eq!(meta.last_run.unwrap().outcome, Some(RunOutcome::Completed));
         assert_eq!(st.next_seq, 3);
+    }
+
+    #[test]
+    fn a_queued_prompt_runs_after_the_previous_answer() {
+        let mut st = state();
+        let (_, r1) = st.accept_prompt("p1".into(), 1);
+        st.prompt_committed(r1.run_id);
+        let (plan1, _) = st.next_run(2).unwrap();
+        fake_run(&mut st, &plan1);
+        let (_, r2) = st.accept_prompt("p2".into(), 3); // seq 2, queued
+        let (_, r3) = st.accept_prompt("p3".into(), 3); // seq 3, queued
+        let a1 = st
+            .driver_message(plan1.run_id, Role::Assistant, "a1".into(), None, 4)
+            .unwrap(); // seq 4
+        st.end_run(plan1.run_id, DriverOutcome::Completed, 5)
+            .unwrap();
+        st.prompt_committed(r2.run_id);
+        st.prompt_committed(r3.run_id);
+        let (plan2, _) = st.next_run(6).unwrap();
+        let log = vec![
+            msg(1, Role::User, "p1"),
+            msg(2, Role::User, "p2"),
+            msg(3, Role::User, "p3"),
+            a1.messages[0].clone(),
+        ];
+        let history: Vec<_> = plan2.history(log).into_iter().map(|m| m.content).collect();
+        assert_eq!(history, vec!["p1", "a1", "p2"]);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! call_timeout_ms = 30000
 //!
 //! [writer]
-//! persist_deadline_ms = 30000
+//! persist_deadline_ms = 20000
 //!
 //! [drivers.local]
 //! kind = "openai"
@@ -76,7 +76,7 @@ pub struct SessionTiming {
 #[serde(deny_unknown_fields)]
 pub struct WriterTiming {
     /// How long a failing commit is retried before its writes fail and their
-    /// sessions stop (default 30000).
+    /// sessions stop (default 20000).
     #[serde(default)]
     pub persist_deadline_ms: Option<u64>,
 }

@@ -56,6 +56,10 @@ impl MemoryStore {
 impl SessionStore for MemoryStore {
     async fn create_session(&self, meta: &SessionMeta) -> Result<CreateOutcome> {
         let mut st = self.lock();
+        // A retried create: the session is there already; leave it as it is.
+        if st.sessions.contains_key(&(meta.tenant.clone(), meta.id)) {
+            return Ok(CreateOutcome::Created);
+        }
         if let Some(key) = &meta.key {
             let k = (meta.tenant.clone(), meta.project.clone(), key.clone());
             if let Some(id) = st.keys.get(&k) {

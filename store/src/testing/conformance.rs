@@ -103,6 +103,18 @@ pub async fn session_store_suite(b: &Backend) {
         s.resolve_key(&t, &meta.project, &key).await.unwrap(),
         Some(meta.id)
     );
+    // A retried create (same id) is harmless: the session stays as stored.
+    let mut retried = meta.clone();
+    retried.label = Some("changed by the retry".into());
+    assert_eq!(
+        s.create_session(&retried).await.unwrap(),
+        CreateOutcome::Created
+    );
+    assert_eq!(s.load_session(&t, meta.id).await.unwrap().unwrap(), meta);
+    assert_eq!(
+        s.resolve_key(&t, &meta.project, &key).await.unwrap(),
+        Some(meta.id)
+    );
     let other_project = ProjectId::new("other").unwrap();
     assert_eq!(s.resolve_key(&t, &other_project, &key).await.unwrap(), None);
     // Another tenant sees nothing of this one.

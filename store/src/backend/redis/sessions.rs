@@ -107,7 +107,11 @@ impl SessionStore for RedisStore {
             if let [claimed, holder] = reply.as_slice() {
                 debug_assert_eq!(claimed, &Value::Int(0));
                 let holder: String = parse(holder.clone())?;
-                return Ok(CreateOutcome::KeyTaken(session_id(&holder)?));
+                // Held by this very session: a retried create whose first claim
+                // succeeded; carry on.
+                if holder != sid {
+                    return Ok(CreateOutcome::KeyTaken(session_id(&holder)?));
+                }
             }
         }
 
@@ -126,7 +130,12 @@ impl SessionStore for RedisStore {
             Err(e) => Err(e),
         };
         if let Err(e) = stored {
-            if let Some(key) = &meta.key {
+            // An error can be ambiguous (the create may have run): give the key back
+            // only when the session is certainly not there, or a retried create of
+            // another session could take the key of one that exists.
+            if let Some(key) = &meta.key
+                && matches!(self.load_session(&meta.tenant, meta.id).await, Ok(None))
+            {
                 self.release_key(meta, key).await;
             }
             return Err(e);
@@ -218,8 +227,8 @@ impl SessionStore for RedisStore {
         let s = &self.inner;
         // One script per write, plus the index update of writes that carry meta, all
         // in one round trip. The index is a project-level key, so it cannot be in the
-        // (single-slot) script: ZADD XX never re-adds a deleted session, but a fenced
-        // write's activity time still lands in the index (it only orders listings).
+        // (single-slot) script: ZADD XX never re-adds a deleted session, and GT never
+        // moves a session's activity back (a fenced writer's older meta).
         let mut ops = Vec::with_capacity(writes.len() * 2);
         let mut is_append = Vec::with_capacity(writes.len() * 2);
         for w in writes {
@@ -230,6 +239,7 @@ impl SessionStore for RedisStore {
                 let mut zadd = redis::cmd("ZADD");
                 zadd.arg(&idx)
                     .arg("XX")
+                    .arg("GT")
                     .arg(meta.last_activity_ms)
                     .arg(w.session.to_string());
                 ops.push(Op::new(idx, zadd));

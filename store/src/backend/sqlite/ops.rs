@@ -61,8 +61,11 @@ pub(super) fn create_session(
                 r.get(0)
             })
             .optional()?;
-        if let Some(id) = holder {
-            return Ok(CreateOutcome::KeyTaken(super::session_id(id)));
+        // Held by this very session: a retried create; the insert below is a no-op.
+        if let Some(id) = holder.map(super::session_id)
+            && id != meta.id
+        {
+            return Ok(CreateOutcome::KeyTaken(id));
         }
     }
     conn.prepare_cached(
