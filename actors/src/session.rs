@@ -198,6 +198,33 @@ impl Actor for Session {
         Ok(())
     }
 
+    // Runs on a graceful stop only (not on panic or kill: then the lease expires).
+    async fn post_stop(
+        &self,
+        _me: ActorRef<SessionMsg>,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        // The run ends with the actor; its task sees the token at once.
+        if let Some(run) = &state.run {
+            run.token.cancel();
+        }
+        // Give the lease back so another node can take the session at once, but only
+        // after this session's queued writes are in: a new owner's fence would turn
+        // them away.
+        if state._lease.take().is_some() {
+            self.ctx.writer.flush().await.await;
+            let lease = LeaseRef {
+                tenant: state.meta.tenant.clone(),
+                session: state.meta.id,
+                fence: state.fence,
+            };
+            if let Err(e) = self.ctx.leases.release(&self.ctx.node, &lease).await {
+                tracing::warn!(session_id = %state.meta.id, error = %e, "lease release failed; it will expire");
+            }
+        }
+        Ok(())
+    }
+
     async fn handle(
         &self,
         me: ActorRef<SessionMsg>,

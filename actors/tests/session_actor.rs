@@ -190,6 +190,27 @@ async fn a_restarted_actor_continues_the_log_and_interrupts_the_lost_run() {
 }
 
 #[tokio::test]
+async fn a_graceful_stop_releases_the_lease() {
+    let b = memory();
+    let meta = create(&b, serde_json::json!({})).await;
+    let project = ProjectHandle::spawn(context(&b), meta.tenant.clone(), meta.project.clone())
+        .await
+        .unwrap();
+    let session = project.activate(meta.clone()).await.unwrap();
+    session.send("hi".into()).await.unwrap();
+    wait_idle_with(&b, &meta, 2).await;
+    assert!(
+        b.leases
+            .owner(&meta.tenant, meta.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    project.stop_and_wait().await;
+    assert_eq!(b.leases.owner(&meta.tenant, meta.id).await.unwrap(), None);
+}
+
+#[tokio::test]
 async fn a_panicking_driver_fails_its_run_and_the_session_goes_on() {
     let b = memory();
     let ctx = context(&b);

@@ -168,6 +168,36 @@ async fn serve_with_defaults_uses_sqlite_on_port_7411() {
     assert!(cwd.path().join("sessiond-data/sessiond.db").exists());
 }
 
+/// SIGTERM releases the leases: another node (another id) on the same Redis serves
+/// the session on its first request instead of waiting for the lease to expire.
+#[tokio::test]
+async fn sigterm_hands_sessions_over_at_once() {
+    let redis = RedisServer::start();
+    let node = |id: &str| {
+        vec![
+            "--redis".to_string(),
+            redis.url(),
+            "--node-id".to_string(),
+            id.to_string(),
+        ]
+    };
+    let mut a = Server::start_with(node("node-a"), None);
+    let api = a.api();
+    let id = api.create("demo", json!({"prompt": "on a"})).await;
+    api.wait_settled(&id, 2).await;
+    assert!(a.sigterm_and_wait().success());
+    let b = Server::start_with(node("node-b"), None);
+    let receipt = b
+        .api()
+        .post(
+            &format!("/v1/sessions/{id}/messages"),
+            json!({"prompt": "on b"}),
+        )
+        .await;
+    assert_eq!(receipt.status, 202, "served at once: {:?}", receipt.body);
+    b.api().wait_settled(&id, 4).await;
+}
+
 /// SIGTERM stops the server cleanly; a new one on the same data dir serves the
 /// session at once.
 #[tokio::test]
