@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use sessiond_actors::{
-    AbortReply, DriverRegistry, LeaseBook, ProjectHandle, SessionContext, SessionSettings, Writer,
-    WriterConfig,
+    AbortReply, DriverRegistry, LeaseBook, ProjectHandle, SessionContext, SessionHandle,
+    SessionSettings, Writer, WriterConfig,
 };
 use sessiond_store::backend::memory::memory;
 use sessiond_store::testing::conformance::{fresh_tenant, new_meta};
@@ -35,6 +35,15 @@ async fn create(b: &Backend, options: serde_json::Value) -> SessionMeta {
     meta
 }
 
+/// A project supervisor over `b` with a fresh context, and the session's handle.
+async fn activate(b: &Backend, meta: &SessionMeta) -> (ProjectHandle, SessionHandle) {
+    let project = ProjectHandle::spawn(context(b), meta.tenant.clone(), meta.project.clone())
+        .await
+        .unwrap();
+    let session = project.activate(meta.clone()).await.unwrap();
+    (project, session)
+}
+
 async fn wait_idle_with(b: &Backend, meta: &SessionMeta, last_seq: u64) -> SessionMeta {
     wait_until("session idle", Duration::from_secs(10), || async {
         let m = b
@@ -51,12 +60,8 @@ async fn wait_idle_with(b: &Backend, meta: &SessionMeta, last_seq: u64) -> Sessi
 #[tokio::test]
 async fn send_runs_the_prompt_and_commits_the_reply() {
     let b = memory();
-    let ctx = context(&b);
     let meta = create(&b, serde_json::json!({"input_tokens": 3, "cost_usd": 0.5})).await;
-    let project = ProjectHandle::spawn(ctx, meta.tenant.clone(), meta.project.clone())
-        .await
-        .unwrap();
-    let session = project.activate(meta.clone()).await.unwrap();
+    let (_project, session) = activate(&b, &meta).await;
     let receipt = session.send("hi".into()).await.unwrap();
     assert_eq!((receipt.message_seq, receipt.queued), (1, false));
     // The prompt is durable when send returns.
@@ -90,12 +95,8 @@ async fn send_runs_the_prompt_and_commits_the_reply() {
 #[tokio::test]
 async fn abort_ends_a_hanging_run_and_the_queue_moves_on() {
     let b = memory();
-    let ctx = context(&b);
     let meta = create(&b, serde_json::json!({"hang": true})).await;
-    let project = ProjectHandle::spawn(ctx, meta.tenant.clone(), meta.project.clone())
-        .await
-        .unwrap();
-    let session = project.activate(meta.clone()).await.unwrap();
+    let (_project, session) = activate(&b, &meta).await;
     let first = session.send("one".into()).await.unwrap();
     let second = session.send("two".into()).await.unwrap();
     assert!(second.queued);
@@ -193,10 +194,7 @@ async fn a_restarted_actor_continues_the_log_and_interrupts_the_lost_run() {
 async fn a_graceful_stop_releases_the_lease() {
     let b = memory();
     let meta = create(&b, serde_json::json!({})).await;
-    let project = ProjectHandle::spawn(context(&b), meta.tenant.clone(), meta.project.clone())
-        .await
-        .unwrap();
-    let session = project.activate(meta.clone()).await.unwrap();
+    let (project, session) = activate(&b, &meta).await;
     session.send("hi".into()).await.unwrap();
     wait_idle_with(&b, &meta, 2).await;
     assert!(
@@ -213,12 +211,8 @@ async fn a_graceful_stop_releases_the_lease() {
 #[tokio::test]
 async fn a_panicking_driver_fails_its_run_and_the_session_goes_on() {
     let b = memory();
-    let ctx = context(&b);
     let meta = create(&b, serde_json::json!({"panic": "boom"})).await;
-    let project = ProjectHandle::spawn(ctx, meta.tenant.clone(), meta.project.clone())
-        .await
-        .unwrap();
-    let session = project.activate(meta.clone()).await.unwrap();
+    let (_project, session) = activate(&b, &meta).await;
     session.send("one".into()).await.unwrap();
     session.send("two".into()).await.unwrap();
     // Both runs end (the second after the first): nothing is wedged.
