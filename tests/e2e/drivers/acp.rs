@@ -315,3 +315,23 @@ async fn acp_session_is_loaded_again_after_a_kill_9_restart() {
     );
     assert_eq!(after["loaded"], true, "loaded with session/load: {after}");
 }
+
+/// An agent process lives only while its session is on the node: when the node
+/// stops (SIGTERM), the session leaves and its agent's process is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acp_agent_process_stops_with_its_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with_config(dir.path(), &acp_config("deny"));
+    let api = server.api();
+    let id = api.create("demo", json!({"driver": "agent"})).await;
+    let pid = agent_pid(&api, &id).await;
+    let proc_dir = format!("/proc/{pid}");
+    assert!(Path::new(&proc_dir).exists(), "the agent runs");
+    assert!(server.sigterm_and_wait().success());
+    wait_until("the agent process is gone", NODE_DEADLINE, || async {
+        // A zombie keeps its /proc entry until reaped by init; count it as gone.
+        let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap_or_default();
+        (status.is_empty() || status.contains("State:\tZ")).then_some(())
+    })
+    .await;
+}
