@@ -113,16 +113,6 @@ impl LeaseBook {
             cb();
         }
     }
-
-    /// How many leases are held.
-    pub fn len(&self) -> usize {
-        self.entries.lock().expect("lease book lock").len()
-    }
-
-    /// Whether no lease is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// A lease's place in the book; removes it on drop (also on a panic of its owner).

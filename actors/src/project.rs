@@ -101,11 +101,6 @@ pub enum ProjectMsg {
         /// Answered with the handle.
         reply: RpcReplyPort<Result<SessionHandle>>,
     },
-    /// Lists the resident sessions.
-    Resident {
-        /// Answered with their ids.
-        reply: RpcReplyPort<Vec<SessionId>>,
-    },
 }
 
 impl Actor for Project {
@@ -137,9 +132,6 @@ impl Actor for Project {
             ProjectMsg::Activate { meta, reply } => {
                 let answer = self.activate(&me, state, *meta).await;
                 let _ = reply.send(answer);
-            }
-            ProjectMsg::Resident { reply } => {
-                let _ = reply.send(state.children.keys().copied().collect());
             }
         }
         Ok(())
@@ -263,11 +255,6 @@ impl ProjectHandle {
             reply,
         })
         .await?
-    }
-
-    /// Ids of the resident sessions.
-    pub async fn resident(&self) -> Result<Vec<SessionId>> {
-        self.call(|reply| ProjectMsg::Resident { reply }).await
     }
 
     /// Stops the supervisor at once; its sessions are killed without cleanup (as in

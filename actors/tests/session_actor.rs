@@ -44,14 +44,18 @@ async fn activate(b: &Backend, meta: &SessionMeta) -> (ProjectHandle, SessionHan
     (project, session)
 }
 
+/// The session as stored.
+async fn stored(b: &Backend, meta: &SessionMeta) -> SessionMeta {
+    b.sessions
+        .load_session(&meta.tenant, meta.id)
+        .await
+        .unwrap()
+        .expect("session stored")
+}
+
 async fn wait_idle_with(b: &Backend, meta: &SessionMeta, last_seq: u64) -> SessionMeta {
     wait_until("session idle", Duration::from_secs(10), || async {
-        let m = b
-            .sessions
-            .load_session(&meta.tenant, meta.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let m = stored(b, meta).await;
         (m.status == SessionStatus::Idle && m.last_seq >= last_seq).then_some(m)
     })
     .await
@@ -129,12 +133,7 @@ async fn abort_ends_a_hanging_run_and_the_queue_moves_on() {
         }
     );
     assert_eq!(session.abort(None).await.unwrap(), AbortReply::NoActiveRun);
-    let stored = b
-        .sessions
-        .load_session(&meta.tenant, meta.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored(&b, &meta).await;
     assert_eq!(stored.status, SessionStatus::Idle);
     assert_eq!(stored.last_run.unwrap().outcome, Some(RunOutcome::Aborted));
 }
@@ -150,12 +149,7 @@ async fn a_restarted_actor_continues_the_log_and_interrupts_the_lost_run() {
         let session = project.activate(meta.clone()).await.unwrap();
         session.send("lost".into()).await.unwrap();
         wait_until("running", Duration::from_secs(5), || async {
-            let m = b
-                .sessions
-                .load_session(&meta.tenant, meta.id)
-                .await
-                .unwrap()
-                .unwrap();
+            let m = stored(&b, &meta).await;
             (m.status == SessionStatus::Running).then_some(())
         })
         .await;
@@ -166,12 +160,7 @@ async fn a_restarted_actor_continues_the_log_and_interrupts_the_lost_run() {
     let project = ProjectHandle::spawn(context(&b), meta.tenant.clone(), meta.project.clone())
         .await
         .unwrap();
-    let stored = b
-        .sessions
-        .load_session(&meta.tenant, meta.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored(&b, &meta).await;
     let session = project.activate(stored).await.unwrap();
     let m = wait_until("interrupted", Duration::from_secs(5), || async {
         let m = session.meta().await.unwrap();

@@ -9,7 +9,7 @@ use openai_server::{FakeServer, Reply, StreamEnd, content, finish, reasoning, us
 use serde_json::json;
 use sessiond_actors::{AgentDriver, DriverEvent, DriverEvents, DriverOutcome, RunRequest};
 use sessiond_runtime::drivers::openai::{ModelPrice, OpenAiDriver, OpenAiProfile};
-use sessiond_store::{Message, MessageId, Role, RunId, SessionId, Usage};
+use sessiond_store::{Message, Role, RunId, SessionId, Usage};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -28,15 +28,7 @@ fn profile(server: &FakeServer) -> OpenAiProfile {
 }
 
 fn msg(role: Role, content: &str) -> Message {
-    Message {
-        seq: 0,
-        id: MessageId::generate(),
-        run_id: None,
-        role,
-        content: content.into(),
-        tool: None,
-        timestamp_ms: 0,
-    }
+    sessiond_store::testing::conformance::msg(0, role, content)
 }
 
 fn request(prompt: &str) -> RunRequest {

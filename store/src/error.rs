@@ -23,13 +23,6 @@ pub enum StoreError {
     Codec(#[from] CodecError),
 }
 
-impl StoreError {
-    /// Whether a retry of the same call may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
-    }
-}
-
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
         Self::Unavailable(format!("redis: {e}"))

@@ -364,15 +364,6 @@ pub enum BusEvent {
     Unknown,
 }
 
-/// The tenant and project of a session, enough to find its keys.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SessionRef {
-    /// Tenant.
-    pub tenant: TenantId,
-    /// Session.
-    pub id: SessionId,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,9 +85,4 @@ impl SessionHandle {
         self.call("get", self.timeout, |reply| SessionMsg::Get { reply })
             .await
     }
-
-    /// Stops the actor (the data stays in the store).
-    pub fn stop(&self, reason: &str) {
-        self.actor.stop(Some(reason.to_string()));
-    }
 }

@@ -114,18 +114,10 @@ fn tool_line(kind: &str, m: &Message) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sessiond_store::{MessageId, ToolInfo};
+    use sessiond_store::ToolInfo;
 
     fn msg(role: Role, content: &str) -> Message {
-        Message {
-            seq: 0,
-            id: MessageId::generate(),
-            run_id: None,
-            role,
-            content: content.into(),
-            tool: None,
-            timestamp_ms: 0,
-        }
+        sessiond_store::testing::conformance::msg(0, role, content)
     }
 
     fn tool(role: Role, content: &str, is_error: bool) -> Message {
