@@ -2,8 +2,12 @@
 
 mod bench;
 mod client;
+mod lifecycle;
+mod listing;
+mod projects;
 mod serve;
 mod sessions;
+mod tail;
 
 use clap::{Parser, Subcommand};
 
@@ -20,7 +24,11 @@ enum Command {
     /// Runs a node (embedded SQLite by default; `--redis URL` for Redis).
     Serve(serve::ServeArgs),
     /// Session commands against a running server.
-    Sessions(sessions::SessionsArgs),
+    Sessions(Box<sessions::SessionsArgs>),
+    /// Project commands against a running server: events, retention.
+    Projects(projects::ProjectsArgs),
+    /// Shows the server's node: id, store, session counts.
+    Node(projects::NodeArgs),
     /// Measures a node end to end (HTTP + SSE) on one or more stores.
     Bench(bench::BenchArgs),
 }
@@ -28,7 +36,9 @@ enum Command {
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
-        Command::Sessions(args) => sessions::run(args).await,
+        Command::Sessions(args) => sessions::run(*args).await,
+        Command::Projects(args) => projects::run(args).await,
+        Command::Node(args) => projects::node(args).await,
         Command::Bench(args) => bench::run(args).await,
     }
 }

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sessiond_store::{LeaseRef, LeaseStore, NodeId, SessionId, SessionStore, TenantId};
+use sessiond_store::{
+    BusEvent, ChangeReason, Channel, EventBus, LeaseRef, LeaseStore, NodeId, NodeRegistry,
+    ProjectEvent, ProjectId, RetentionPolicy, SessionId, SessionStore, TenantId,
+};
 
 use crate::driver::DriverRegistry;
 use crate::writer::Writer;
@@ -21,6 +24,26 @@ pub struct SessionSettings {
     pub call_timeout: Duration,
     /// Driver events buffered per run before the driver waits.
     pub driver_event_buffer: usize,
+    /// How long a steer waits for the active run to end before force-ending it.
+    pub steer_deadline: Duration,
+    /// A resident session with nothing to do for this long is passivated: its actor
+    /// stops, its data stays, the next request brings it back.
+    pub idle_after: Duration,
+    /// A run with no driver activity for this long emits `stalled`.
+    pub stall_after: Duration,
+    /// A run with no driver activity for this long is aborted (off when `None`).
+    pub stall_abort_after: Option<Duration>,
+    /// How long compacted, reset and deleted-with-archive messages are kept.
+    pub archive_ttl: Duration,
+    /// How long an idempotency key is remembered.
+    pub idempotency_ttl: Duration,
+    /// Most prompts waiting behind the active run; a send past it is refused.
+    pub max_queued: usize,
+    /// Retention of projects that set none.
+    pub default_retention: RetentionPolicy,
+    /// Honour test hooks in session options (the scripted driver's `crash_actor`).
+    /// Off by default: a client must not be able to crash its sessions on purpose.
+    pub test_hooks: bool,
 }
 
 impl Default for SessionSettings {
@@ -30,6 +53,15 @@ impl Default for SessionSettings {
             abort_grace: Duration::from_secs(5),
             call_timeout: Duration::from_secs(30),
             driver_event_buffer: 64,
+            steer_deadline: Duration::from_secs(15),
+            idle_after: Duration::from_secs(10 * 60),
+            stall_after: Duration::from_secs(15 * 60),
+            stall_abort_after: None,
+            archive_ttl: Duration::from_secs(30 * 24 * 3600),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            max_queued: 1000,
+            default_retention: RetentionPolicy::default(),
+            test_hooks: false,
         }
     }
 }
@@ -51,6 +83,54 @@ pub struct SessionContext {
     pub settings: SessionSettings,
     /// Leases of resident sessions, renewed by the node.
     pub lease_book: LeaseBook,
+    /// Where project notices (`sessions.changed`, statuses) and stall notices go.
+    pub bus: Arc<dyn EventBus>,
+    /// Which sessions this node holds, for the survivors of its death.
+    pub nodes: Arc<dyn NodeRegistry>,
+}
+
+impl SessionContext {
+    /// Publishes a project notice in the background: pub/sub is at-most-once by
+    /// contract, and no caller should wait on a notice.
+    pub fn announce(&self, tenant: &TenantId, project: &ProjectId, event: ProjectEvent) {
+        publish(self.bus.clone(), Channel::project(tenant, project), &event);
+    }
+
+    /// Publishes `sessions.changed` for a session with `reason`.
+    pub fn changed(
+        &self,
+        tenant: &TenantId,
+        project: &ProjectId,
+        id: SessionId,
+        reason: ChangeReason,
+    ) {
+        self.announce(
+            tenant,
+            project,
+            ProjectEvent::Changed {
+                session_id: id,
+                reason,
+            },
+        );
+    }
+
+    /// Publishes a session-channel notice that no commit carries (a stall).
+    pub fn notify_session(&self, tenant: &TenantId, id: SessionId, event: &BusEvent) {
+        publish(self.bus.clone(), Channel::session(tenant, id), event);
+    }
+}
+
+fn publish<T: serde::Serialize>(bus: Arc<dyn EventBus>, channel: Channel, event: &T) {
+    match sessiond_store::codec::encode(event) {
+        Ok(bytes) => {
+            tokio::spawn(async move {
+                if let Err(e) = bus.publish(&channel, bytes.into()).await {
+                    tracing::debug!(channel = channel.as_str(), error = %e, "notice not published");
+                }
+            });
+        }
+        Err(e) => tracing::error!(error = %e, "notice cannot be encoded"),
+    }
 }
 
 impl std::fmt::Debug for SessionContext {

@@ -22,6 +22,10 @@ pub enum SessionError {
     /// No answer within the call's deadline.
     #[error("{0} timed out")]
     Timeout(String),
+    /// The actor was gone before it handled the request (passivated, restarted,
+    /// stopping): the request had no effect and may be sent again.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 impl From<StoreError> for SessionError {
@@ -43,9 +47,9 @@ pub(crate) fn call_result<T, M>(
     match result {
         Ok(ractor::rpc::CallResult::Success(v)) => Ok(v),
         Ok(ractor::rpc::CallResult::Timeout) => Err(SessionError::Timeout(what())),
-        Ok(ractor::rpc::CallResult::SenderError) | Err(_) => Err(SessionError::Unavailable(
-            format!("{} stopped; retry", what()),
-        )),
+        Ok(ractor::rpc::CallResult::SenderError) | Err(_) => {
+            Err(SessionError::Stopped(format!("{} stopped; retry", what())))
+        }
     }
 }
 

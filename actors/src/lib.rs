@@ -29,5 +29,5 @@ pub use driver::{
 };
 pub use error::{Result, SessionError};
 pub use project::ProjectHandle;
-pub use session::{AbortReply, SendReceipt, SessionHandle};
+pub use session::{AbortReply, CompactReport, SendReceipt, SessionHandle, SessionPatch};
 pub use writer::{Writer, WriterConfig};

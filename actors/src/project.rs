@@ -13,7 +13,9 @@ use tokio::time::Instant;
 
 use crate::context::SessionContext;
 use crate::error::{Result, SessionError, StartRefused, call_result};
-use crate::session::{Session, SessionArgs, SessionHandle};
+use crate::session::{Session, SessionArgs, SessionHandle, StartMode};
+
+pub mod retention;
 
 /// Crashes of one session tolerated within [`RESTART_WINDOW`] before it stays down.
 pub const MAX_RESTARTS: usize = 3;
@@ -54,7 +56,32 @@ pub struct ProjectState {
     children: HashMap<SessionId, Child>,
     by_actor: HashMap<ActorId, SessionId>,
     crashes: HashMap<SessionId, VecDeque<Instant>>,
+    /// A retention pass is running (one at a time; more requests coalesce).
+    enforcing: bool,
+    /// Another pass was asked for while one ran.
+    enforce_again: bool,
+    /// Sweeps waiting for the next pass.
+    sweep_waiters: Vec<RpcReplyPort<Vec<SessionId>>>,
+    /// Sweeps the running pass answers.
+    pass_waiters: Vec<RpcReplyPort<Vec<SessionId>>>,
+    /// When the last pass started.
+    last_pass: Option<Instant>,
+    /// A pass scheduled after a finished run (debounced); aborted on drop.
+    pass_timer:
+        Option<tokio::task::JoinHandle<std::result::Result<(), ractor::MessagingErr<ProjectMsg>>>>,
 }
+
+impl Drop for ProjectState {
+    fn drop(&mut self) {
+        if let Some(t) = &self.pass_timer {
+            t.abort();
+        }
+    }
+}
+
+/// At most one retention pass per project this often after finished runs (a
+/// sweep or a policy change runs one at once).
+pub const RETENTION_DEBOUNCE: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for ProjectState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,6 +128,24 @@ pub enum ProjectMsg {
         /// Answered with the handle.
         reply: RpcReplyPort<Result<SessionHandle>>,
     },
+    /// A session finished a run: enforce retention.
+    SessionFinished,
+    /// The node's periodic sweep: enforce retention (answered when done).
+    Sweep {
+        /// Answered with the sessions deleted.
+        reply: Option<RpcReplyPort<Vec<SessionId>>>,
+    },
+    /// A retention pass ended, having deleted these sessions.
+    RetentionDone(Vec<SessionId>),
+    /// Deletes a session for retention if it is still finished; answered with
+    /// whether it was deleted. Handled here, in order with activations, so a
+    /// session cannot be activated on this node while retention deletes it.
+    RetentionDelete {
+        /// The session.
+        id: SessionId,
+        /// Answered with whether it was deleted.
+        reply: RpcReplyPort<bool>,
+    },
 }
 
 impl Actor for Project {
@@ -119,6 +164,12 @@ impl Actor for Project {
             children: HashMap::new(),
             by_actor: HashMap::new(),
             crashes: HashMap::new(),
+            enforcing: false,
+            enforce_again: false,
+            sweep_waiters: Vec::new(),
+            pass_waiters: Vec::new(),
+            last_pass: None,
+            pass_timer: None,
         })
     }
 
@@ -132,6 +183,47 @@ impl Actor for Project {
             ProjectMsg::Activate { meta, reply } => {
                 let answer = self.activate(&me, state, *meta).await;
                 let _ = reply.send(answer);
+            }
+            ProjectMsg::SessionFinished => {
+                // A busy project finishes runs all the time: one pass per
+                // RETENTION_DEBOUNCE is enough (the pass sees every finished run).
+                let since = state.last_pass.map(|t| t.elapsed());
+                match since {
+                    Some(since) if since < RETENTION_DEBOUNCE => {
+                        if state.pass_timer.as_ref().is_none_or(|t| t.is_finished()) {
+                            let wait = RETENTION_DEBOUNCE - since;
+                            state.pass_timer =
+                                Some(me.send_after(wait, || ProjectMsg::Sweep { reply: None }));
+                        }
+                    }
+                    _ => self.enforce(&me, state),
+                }
+            }
+            ProjectMsg::Sweep { reply } => {
+                state.sweep_waiters.extend(reply);
+                self.enforce(&me, state);
+            }
+            ProjectMsg::RetentionDone(deleted) => {
+                state.enforcing = false;
+                for w in state.pass_waiters.drain(..) {
+                    let _ = w.send(deleted.clone());
+                }
+                // Asked for while the pass ran: another pass (it may see a state
+                // the finished one did not).
+                if state.enforce_again || !state.sweep_waiters.is_empty() {
+                    state.enforce_again = false;
+                    self.enforce(&me, state);
+                }
+            }
+            ProjectMsg::RetentionDelete { id, reply } => {
+                let resident = state
+                    .children
+                    .get(&id)
+                    .filter(|c| c.handle.is_alive())
+                    .map(|c| c.handle.clone());
+                let deleted =
+                    retention::delete(&self.ctx, &state.tenant, &state.project, id, resident).await;
+                let _ = reply.send(deleted);
             }
         }
         Ok(())
@@ -162,13 +254,18 @@ impl Actor for Project {
                     tracing::info!(session_id = %id, reason = %refused, "session not started");
                     return Ok(());
                 }
-                if state.may_restart(id, Instant::now()) {
+                let mode = if state.may_restart(id, Instant::now()) {
                     tracing::warn!(session_id = %id, error = %err, "session crashed, restarting from the store");
-                    if let Err(e) = self.spawn(&me, state, child.meta).await {
-                        tracing::error!(session_id = %id, error = %e, "session restart failed");
-                    }
+                    StartMode::Restart
                 } else {
-                    tracing::error!(session_id = %id, error = %err, max = MAX_RESTARTS, "session crashed too often, left stopped");
+                    tracing::error!(session_id = %id, error = %err, max = MAX_RESTARTS, "session crashed too often, marking it error");
+                    StartMode::MarkError(format!(
+                        "crashed more than {MAX_RESTARTS} times in {} s (last: {err})",
+                        RESTART_WINDOW.as_secs()
+                    ))
+                };
+                if let Err(e) = self.spawn(&me, state, child.meta, mode).await {
+                    tracing::error!(session_id = %id, error = %e, "session restart failed");
                 }
             }
             _ => {}
@@ -189,7 +286,36 @@ impl Project {
         {
             return Ok(child.handle.clone());
         }
-        self.spawn(me, state, meta).await
+        self.spawn(me, state, meta, StartMode::Activate).await
+    }
+
+    /// Starts a retention pass unless one runs (then another follows it).
+    fn enforce(&self, me: &ActorRef<ProjectMsg>, state: &mut ProjectState) {
+        if state.enforcing {
+            state.enforce_again = true;
+            return;
+        }
+        state.enforcing = true;
+        state.last_pass = Some(Instant::now());
+        state.pass_waiters = std::mem::take(&mut state.sweep_waiters);
+        let resident = state
+            .children
+            .iter()
+            .filter(|(_, c)| c.handle.is_alive())
+            .map(|(id, c)| (*id, c.handle.clone()))
+            .collect();
+        let pass = retention::Pass {
+            ctx: self.ctx.clone(),
+            tenant: state.tenant.clone(),
+            project: state.project.clone(),
+            resident,
+            supervisor: me.clone(),
+        };
+        let me = me.clone();
+        tokio::spawn(async move {
+            let deleted = pass.run().await;
+            let _ = me.cast(ProjectMsg::RetentionDone(deleted));
+        });
     }
 
     async fn spawn(
@@ -197,9 +323,14 @@ impl Project {
         me: &ActorRef<ProjectMsg>,
         state: &mut ProjectState,
         meta: SessionMeta,
+        mode: StartMode,
     ) -> Result<SessionHandle> {
         let id = meta.id;
-        let args = SessionArgs { meta: meta.clone() };
+        let args = SessionArgs {
+            meta: meta.clone(),
+            mode,
+            project: Some(me.clone()),
+        };
         let (actor, _) =
             Actor::spawn_linked(None, Session::new(self.ctx.clone()), args, me.get_cell())
                 .await
@@ -207,7 +338,7 @@ impl Project {
                     SessionError::Unavailable(format!("cannot start session {id}: {e}"))
                 })?;
         let s = &self.ctx.settings;
-        let handle = SessionHandle::new(id, actor, s.call_timeout, s.abort_grace);
+        let handle = SessionHandle::new(id, actor, s.call_timeout, s.abort_grace, s.steer_deadline);
         state.by_actor.insert(handle.actor().get_id(), id);
         state.children.insert(
             id,
@@ -257,6 +388,20 @@ impl ProjectHandle {
         .await?
     }
 
+    /// Runs a retention pass now; returns the sessions it deleted.
+    pub async fn sweep(&self) -> Result<Vec<SessionId>> {
+        let timeout = self.timeout * 4;
+        call_result(
+            self.actor
+                .call(
+                    |reply| ProjectMsg::Sweep { reply: Some(reply) },
+                    Some(timeout),
+                )
+                .await,
+            || "retention sweep".into(),
+        )
+    }
+
     /// Stops the supervisor at once; its sessions are killed without cleanup (as in
     /// a crash: their runs are marked interrupted by the next owner).
     pub fn stop(&self) {
@@ -285,6 +430,12 @@ mod tests {
             children: HashMap::new(),
             by_actor: HashMap::new(),
             crashes: HashMap::new(),
+            enforcing: false,
+            enforce_again: false,
+            sweep_waiters: Vec::new(),
+            pass_waiters: Vec::new(),
+            last_pass: None,
+            pass_timer: None,
         };
         let id = SessionId::generate();
         let t0 = Instant::now();

@@ -12,6 +12,11 @@
 //! - `tool_calls` (0..=1000): that many tool_call + tool_result pairs before the reply
 //! - `input_tokens`, `output_tokens` (integers), `cost_usd` (number >= 0): the run's
 //!   usage; by default tokens are the prompt's and the answer's word counts
+//! - `context_tokens` (integer): the context size reported with the usage (drives
+//!   auto-compaction)
+//! - `crash_actor` (bool): a test hook for supervision: the session actor itself
+//!   panics while handling the first event of each run (only on a node with
+//!   `[session] test_hooks = true`)
 
 use std::time::Duration;
 
@@ -41,7 +46,13 @@ struct Script {
     tool_calls: u32,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
+    context_tokens: Option<u64>,
     cost_usd: Option<f64>,
+    /// A test hook read by the session actor, not by this driver: the actor panics
+    /// on the first event of each run (supervision tests).
+    #[serde(default)]
+    #[allow(dead_code)]
+    crash_actor: bool,
 }
 
 impl Script {
@@ -170,7 +181,7 @@ impl AgentDriver for ScriptedDriver {
             output_tokens: script
                 .output_tokens
                 .unwrap_or(reply.split_whitespace().count() as u64),
-            context_tokens: 0,
+            context_tokens: script.context_tokens.unwrap_or(0),
             cost_usd: script.cost_usd.unwrap_or(0.0),
         };
         if events.send(DriverEvent::Usage(usage)).await.is_err() {

@@ -288,6 +288,8 @@ mod tests {
             fence,
             messages: vec![msg(seq, Role::User, "x")],
             meta: None,
+            archive: None,
+            idempotency: None,
         };
         let mut waits = vec![];
         for seq in 1..=50 {

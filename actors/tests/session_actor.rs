@@ -3,70 +3,20 @@
 
 use std::time::Duration;
 
-use sessiond_actors::{
-    AbortReply, DriverRegistry, LeaseBook, ProjectHandle, SessionContext, SessionHandle,
-    SessionSettings, Writer, WriterConfig,
-};
+mod support;
+
+use sessiond_actors::{AbortReply, ProjectHandle};
 use sessiond_store::backend::memory::memory;
-use sessiond_store::testing::conformance::{fresh_tenant, new_meta};
 use sessiond_store::testing::wait_until;
-use sessiond_store::{Backend, NodeId, Role, RunOutcome, SessionMeta, SessionStatus};
-
-fn context(b: &Backend) -> SessionContext {
-    let (writer, _) = Writer::spawn(b.sessions.clone(), WriterConfig::default());
-    SessionContext {
-        store: b.sessions.clone(),
-        leases: b.leases.clone(),
-        writer,
-        drivers: DriverRegistry::with_scripted(),
-        node: NodeId::new("test-node").unwrap(),
-        settings: SessionSettings {
-            abort_grace: Duration::from_millis(500),
-            ..SessionSettings::default()
-        },
-        lease_book: LeaseBook::default(),
-    }
-}
-
-async fn create(b: &Backend, options: serde_json::Value) -> SessionMeta {
-    let mut meta = new_meta(&fresh_tenant(), "proj", None);
-    meta.driver_options = options.as_object().cloned().unwrap();
-    b.sessions.create_session(&meta).await.unwrap();
-    meta
-}
-
-/// A project supervisor over `b` with a fresh context, and the session's handle.
-async fn activate(b: &Backend, meta: &SessionMeta) -> (ProjectHandle, SessionHandle) {
-    let project = ProjectHandle::spawn(context(b), meta.tenant.clone(), meta.project.clone())
-        .await
-        .unwrap();
-    let session = project.activate(meta.clone()).await.unwrap();
-    (project, session)
-}
-
-/// The session as stored.
-async fn stored(b: &Backend, meta: &SessionMeta) -> SessionMeta {
-    b.sessions
-        .load_session(&meta.tenant, meta.id)
-        .await
-        .unwrap()
-        .expect("session stored")
-}
-
-async fn wait_idle_with(b: &Backend, meta: &SessionMeta, last_seq: u64) -> SessionMeta {
-    wait_until("session idle", Duration::from_secs(10), || async {
-        let m = stored(b, meta).await;
-        (m.status == SessionStatus::Idle && m.last_seq >= last_seq).then_some(m)
-    })
-    .await
-}
+use sessiond_store::{Role, RunOutcome, SessionStatus};
+use support::*;
 
 #[tokio::test]
 async fn send_runs_the_prompt_and_commits_the_reply() {
     let b = memory();
     let meta = create(&b, serde_json::json!({"input_tokens": 3, "cost_usd": 0.5})).await;
     let (_project, session) = activate(&b, &meta).await;
-    let receipt = session.send("hi".into()).await.unwrap();
+    let receipt = session.send("hi".into(), None).await.unwrap();
     assert_eq!((receipt.message_seq, receipt.queued), (1, false));
     // The prompt is durable when send returns.
     let log = b
@@ -90,7 +40,7 @@ async fn send_runs_the_prompt_and_commits_the_reply() {
     assert_eq!(done.usage.input_tokens, 3);
     assert_eq!(done.last_run.unwrap().outcome, Some(RunOutcome::Completed));
     // Usage sums over runs.
-    session.send("again".into()).await.unwrap();
+    session.send("again".into(), None).await.unwrap();
     let done = wait_idle_with(&b, &meta, 4).await;
     assert_eq!(done.usage.input_tokens, 6);
     assert!((done.usage.cost_usd - 1.0).abs() < 1e-9);
@@ -101,8 +51,8 @@ async fn abort_ends_a_hanging_run_and_the_queue_moves_on() {
     let b = memory();
     let meta = create(&b, serde_json::json!({"hang": true})).await;
     let (_project, session) = activate(&b, &meta).await;
-    let first = session.send("one".into()).await.unwrap();
-    let second = session.send("two".into()).await.unwrap();
+    let first = session.send("one".into(), None).await.unwrap();
+    let second = session.send("two".into(), None).await.unwrap();
     assert!(second.queued);
     wait_until("running", Duration::from_secs(5), || async {
         let m = session.meta().await.unwrap();
@@ -147,7 +97,7 @@ async fn a_restarted_actor_continues_the_log_and_interrupts_the_lost_run() {
             .await
             .unwrap();
         let session = project.activate(meta.clone()).await.unwrap();
-        session.send("lost".into()).await.unwrap();
+        session.send("lost".into(), None).await.unwrap();
         wait_until("running", Duration::from_secs(5), || async {
             let m = stored(&b, &meta).await;
             (m.status == SessionStatus::Running).then_some(())
@@ -175,7 +125,7 @@ async fn a_restarted_actor_continues_the_log_and_interrupts_the_lost_run() {
         .unwrap();
     assert_eq!(log.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(log[1].role, Role::System);
-    let r = session.send("next".into()).await.unwrap();
+    let r = session.send("next".into(), None).await.unwrap();
     assert_eq!(r.message_seq, 3);
 }
 
@@ -184,7 +134,7 @@ async fn a_graceful_stop_releases_the_lease() {
     let b = memory();
     let meta = create(&b, serde_json::json!({})).await;
     let (project, session) = activate(&b, &meta).await;
-    session.send("hi".into()).await.unwrap();
+    session.send("hi".into(), None).await.unwrap();
     wait_idle_with(&b, &meta, 2).await;
     assert!(
         b.leases
@@ -202,8 +152,8 @@ async fn a_panicking_driver_fails_its_run_and_the_session_goes_on() {
     let b = memory();
     let meta = create(&b, serde_json::json!({"panic": "boom"})).await;
     let (_project, session) = activate(&b, &meta).await;
-    session.send("one".into()).await.unwrap();
-    session.send("two".into()).await.unwrap();
+    session.send("one".into(), None).await.unwrap();
+    session.send("two".into(), None).await.unwrap();
     // Both runs end (the second after the first): nothing is wedged.
     let m = wait_until("both runs failed", Duration::from_secs(10), || async {
         let m = session.meta().await.unwrap();

@@ -149,9 +149,11 @@ async fn bench_store(args: &BenchArgs, store: &str) -> anyhow::Result<Report> {
         .pool_max_idle_per_host(args.sessions * 2)
         .build()?;
     let mut ids = Vec::with_capacity(args.sessions);
-    for _ in 0..args.sessions {
+    for i in 0..args.sessions {
+        // One project per session: a project's retention (5 finished sessions by
+        // default) would otherwise delete the bench's own sessions between prompts.
         let resp: serde_json::Value = http
-            .post(format!("{base}/v1/projects/bench/sessions"))
+            .post(format!("{base}/v1/projects/bench-{i}/sessions"))
             .json(&json!({"driver_options": {"chunks": args.chunks}}))
             .send()
             .await?

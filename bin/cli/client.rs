@@ -1,10 +1,31 @@
 //! A small HTTP client of the API, built on the API model types.
 
 use anyhow::{Context, anyhow};
+use clap::Args;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sessiond_runtime::api::model::ErrorBody;
+
+/// Where the server is; every client command takes it.
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// The server.
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:7411",
+        env = "SESSIOND_SERVER"
+    )]
+    pub(crate) server: String,
+}
+
+impl ServerArgs {
+    /// A client of this server.
+    pub(crate) fn client(&self) -> anyhow::Result<ApiClient> {
+        ApiClient::new(&self.server)
+    }
+}
 
 /// Talks to one server.
 #[derive(Debug, Clone)]
@@ -31,18 +52,29 @@ impl ApiClient {
         self.http.request(method, format!("{}{}", self.base, path))
     }
 
-    /// Sends a request and decodes a JSON answer, or turns the error shape into a
-    /// readable error.
-    pub(crate) async fn json<T: DeserializeOwned>(&self, req: RequestBuilder) -> anyhow::Result<T> {
+    /// Sends a request; a non-2xx answer becomes a readable error.
+    async fn send(&self, req: RequestBuilder) -> anyhow::Result<Response> {
         let resp = req
             .timeout(std::time::Duration::from_secs(60))
             .send()
             .await
             .with_context(|| format!("cannot reach the server at {}", self.base))?;
-        let resp = check(resp).await?;
-        resp.json()
+        check(resp).await
+    }
+
+    /// Sends a request and decodes a JSON answer, or turns the error shape into a
+    /// readable error.
+    pub(crate) async fn json<T: DeserializeOwned>(&self, req: RequestBuilder) -> anyhow::Result<T> {
+        self.send(req)
+            .await?
+            .json()
             .await
             .context("unexpected answer from the server")
+    }
+
+    /// Sends a request whose answer has no body (204).
+    pub(crate) async fn no_content(&self, req: RequestBuilder) -> anyhow::Result<()> {
+        self.send(req).await.map(drop)
     }
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
@@ -55,6 +87,30 @@ impl ApiClient {
         body: &B,
     ) -> anyhow::Result<T> {
         self.json(self.request(Method::POST, path).json(body)).await
+    }
+
+    /// A POST without a body (pause, resume, reset).
+    pub(crate) async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.json(self.request(Method::POST, path)).await
+    }
+
+    /// A PUT with a JSON body and a JSON answer.
+    pub(crate) async fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        self.json(self.request(Method::PUT, path).json(body)).await
+    }
+
+    /// A PATCH with a JSON body and a JSON answer.
+    pub(crate) async fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        self.json(self.request(Method::PATCH, path).json(body))
+            .await
     }
 }
 

@@ -35,6 +35,10 @@ pub(crate) struct ServeArgs {
     /// This node's id (generated when omitted; kept in the data dir for SQLite).
     #[arg(long, env = "SESSIOND_NODE_ID")]
     node_id: Option<String>,
+    /// Where peers and clients reach this node's API (`host:port` or a URL), shown
+    /// in `GET /v1/node`; the listen address when omitted.
+    #[arg(long, env = "SESSIOND_ADVERTISE")]
+    advertise: Option<String>,
 }
 
 /// The default configuration file, read when present and no `--config` is given.
@@ -93,6 +97,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    config.advertise = Some(
+        args.advertise
+            .or(file.advertise.clone())
+            .unwrap_or_else(|| format!("http://{addr}")),
+    );
     let node = Node::start(config, drivers)
         .await
         .context("cannot open the store")?;

@@ -1,23 +1,21 @@
-//! `sessiond sessions ...`: the client verbs.
+//! `sessiond sessions ...`: the client verbs on sessions. Create, get, send,
+//! history, tail and abort are here; the lifecycle verbs (steer, pause, patch, ...)
+//! are in `lifecycle`, the listing verbs (list, resolve, children, preview) in
+//! `listing`.
 
-use anyhow::{Context, anyhow};
+use std::collections::BTreeMap;
+
+use anyhow::Context;
 use clap::{Args, Subcommand};
-use eventsource_stream::Eventsource;
-use futures::StreamExt;
 use sessiond_runtime::api::model::*;
 
-use super::client::{ApiClient, check};
+use super::client::ServerArgs;
+use super::{lifecycle, listing, tail};
 
 #[derive(Debug, Args)]
 pub(crate) struct SessionsArgs {
-    /// The server.
-    #[arg(
-        long,
-        global = true,
-        default_value = "http://127.0.0.1:7411",
-        env = "SESSIOND_SERVER"
-    )]
-    server: String,
+    #[command(flatten)]
+    server: ServerArgs,
     #[command(subcommand)]
     command: SessionsCommand,
 }
@@ -25,38 +23,7 @@ pub(crate) struct SessionsArgs {
 #[derive(Debug, Subcommand)]
 enum SessionsCommand {
     /// Creates a session in a project.
-    Create {
-        /// Project slug.
-        #[arg(long, short)]
-        project: String,
-        /// Human key, unique in the project.
-        #[arg(long)]
-        key: Option<String>,
-        /// Label.
-        #[arg(long)]
-        label: Option<String>,
-        /// Driver name (default scripted).
-        #[arg(long)]
-        driver: Option<String>,
-        /// Driver options as a JSON object, e.g. '{"reply":"hello","delay_ms":100}'.
-        #[arg(long)]
-        options: Option<String>,
-        /// Model.
-        #[arg(long)]
-        model: Option<String>,
-        /// System prompt.
-        #[arg(long)]
-        system_prompt: Option<String>,
-        /// A first prompt to send right away.
-        #[arg(long)]
-        prompt: Option<String>,
-        /// Environment for the driver's process, KEY=VALUE (repeatable).
-        #[arg(long)]
-        env: Vec<String>,
-        /// Working directory for the driver's process (absolute).
-        #[arg(long)]
-        cwd: Option<String>,
-    },
+    Create(CreateArgs),
     /// Shows a session.
     Get {
         /// Session id.
@@ -108,14 +75,124 @@ enum SessionsCommand {
         #[arg(long)]
         run_id: Option<uuid::Uuid>,
     },
+    #[command(flatten)]
+    Lifecycle(lifecycle::LifecycleCommand),
+    #[command(flatten)]
+    Listing(listing::ListingCommand),
 }
 
-fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+/// The arguments of `sessions create`.
+#[derive(Debug, Args)]
+struct CreateArgs {
+    /// Project slug.
+    #[arg(long, short)]
+    project: String,
+    /// Human key, unique in the project.
+    #[arg(long)]
+    key: Option<String>,
+    /// Label.
+    #[arg(long)]
+    label: Option<String>,
+    /// Driver name (default scripted; a child inherits its parent's).
+    #[arg(long)]
+    driver: Option<String>,
+    /// Driver options as a JSON object, e.g. '{"reply":"hello","delay_ms":100}'.
+    #[arg(long)]
+    options: Option<String>,
+    /// Model.
+    #[arg(long)]
+    model: Option<String>,
+    /// System prompt.
+    #[arg(long)]
+    system_prompt: Option<String>,
+    /// A first prompt to send right away.
+    #[arg(long)]
+    prompt: Option<String>,
+    /// Environment for the driver's process, KEY=VALUE (repeatable).
+    #[arg(long)]
+    env: Vec<String>,
+    /// Working directory for the driver's process (absolute).
+    #[arg(long)]
+    cwd: Option<String>,
+    /// Parent session: the new one is its child and inherits its settings.
+    #[arg(long)]
+    parent: Option<uuid::Uuid>,
+    /// Makes a retried create safe: a repeat answers the first session.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    /// Ask the model for reasoning output (true or false).
+    #[arg(long)]
+    thinking: Option<bool>,
+    /// Most driver turns per run.
+    #[arg(long)]
+    max_turns: Option<u32>,
+    /// Compact automatically at this many context tokens (0: off).
+    #[arg(long)]
+    auto_compact_tokens: Option<u64>,
+    /// Messages an automatic compaction keeps.
+    #[arg(long)]
+    auto_compact_keep: Option<u64>,
+}
+
+impl CreateArgs {
+    fn request(self) -> anyhow::Result<(String, CreateSessionRequest)> {
+        let req = CreateSessionRequest {
+            key: self.key,
+            label: self.label,
+            driver: self.driver,
+            driver_options: self
+                .options
+                .as_deref()
+                .map(|o| json_object(o, "--options"))
+                .transpose()?,
+            model: self.model,
+            system_prompt: self.system_prompt,
+            prompt: self.prompt,
+            env: env_map(&self.env)?,
+            cwd: self.cwd,
+            parent_id: self.parent,
+            idempotency_key: self.idempotency_key,
+            thinking: self.thinking,
+            max_turns: self.max_turns,
+            auto_compact_tokens: self.auto_compact_tokens,
+            auto_compact_keep: self.auto_compact_keep,
+        };
+        Ok((self.project, req))
+    }
+}
+
+/// Prints an answer as pretty JSON, the output of every verb but history and tail.
+pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
-fn print_message(m: &MessageView, json: bool) -> anyhow::Result<()> {
+/// Parses a JSON object given to `flag`.
+pub(crate) fn json_object(
+    text: &str,
+    flag: &str,
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    serde_json::from_str(text).with_context(|| format!("{flag} must be a JSON object"))
+}
+
+/// `--env KEY=VALUE` pairs (split at the first `=`); `None` when none are given, so
+/// the field stays absent.
+pub(crate) fn env_map(pairs: &[String]) -> anyhow::Result<Option<BTreeMap<String, String>>> {
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let mut map = BTreeMap::new();
+    for pair in pairs {
+        let (k, v) = pair
+            .split_once('=')
+            .with_context(|| format!("--env '{pair}' must be KEY=VALUE"))?;
+        map.insert(k.to_string(), v.to_string());
+    }
+    Ok(Some(map))
+}
+
+/// Prints a transcript message: `#seq role [tool]: content`, or one JSON line.
+pub(crate) fn print_message(m: &MessageView, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(m)?);
     } else {
@@ -129,47 +206,12 @@ fn print_message(m: &MessageView, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs one `sessions` verb and prints its answer.
 pub(crate) async fn run(args: SessionsArgs) -> anyhow::Result<()> {
-    let api = ApiClient::new(&args.server)?;
+    let api = args.server.client()?;
     match args.command {
-        SessionsCommand::Create {
-            project,
-            key,
-            label,
-            driver,
-            options,
-            model,
-            system_prompt,
-            prompt,
-            env,
-            cwd,
-        } => {
-            let driver_options = options
-                .map(|o| serde_json::from_str(&o).context("--options must be a JSON object"))
-                .transpose()?;
-            let env = if env.is_empty() {
-                None
-            } else {
-                let mut map = std::collections::BTreeMap::new();
-                for pair in env {
-                    let (k, v) = pair
-                        .split_once('=')
-                        .with_context(|| format!("--env '{pair}' must be KEY=VALUE"))?;
-                    map.insert(k.to_string(), v.to_string());
-                }
-                Some(map)
-            };
-            let req = CreateSessionRequest {
-                key,
-                label,
-                driver,
-                driver_options,
-                model,
-                system_prompt,
-                prompt,
-                env,
-                cwd,
-            };
+        SessionsCommand::Create(create) => {
+            let (project, req) = create.request()?;
             let env: SessionEnvelope = api
                 .post(&format!("/v1/projects/{project}/sessions"), &req)
                 .await?;
@@ -220,7 +262,7 @@ pub(crate) async fn run(args: SessionsArgs) -> anyhow::Result<()> {
             after_seq,
             json,
             until_idle_after,
-        } => tail(&api, &id, after_seq, json, until_idle_after).await,
+        } => tail::tail(&api, &id, after_seq, json, until_idle_after).await,
         SessionsCommand::Abort { id, run_id } => {
             let req = AbortRequest { run_id };
             print_json(
@@ -228,71 +270,7 @@ pub(crate) async fn run(args: SessionsArgs) -> anyhow::Result<()> {
                     .await?,
             )
         }
-    }
-}
-
-/// Follows the SSE stream; on a dropped connection, resumes from the last seq seen.
-async fn tail(
-    api: &ApiClient,
-    id: &str,
-    after_seq: Option<u64>,
-    json: bool,
-    until_idle_after: Option<u64>,
-) -> anyhow::Result<()> {
-    let mut last_seq = after_seq;
-    let mut failures = 0u32;
-    loop {
-        let mut req = api
-            .request(reqwest::Method::GET, &format!("/v1/sessions/{id}/events"))
-            .header("accept", "text/event-stream");
-        if let Some(seq) = last_seq {
-            req = req.header("last-event-id", seq.to_string());
-        }
-        let resp = match req.send().await {
-            Ok(r) => check(r).await?,
-            Err(e) if failures < 30 => {
-                failures += 1;
-                eprintln!("connection failed ({e}); retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-            Err(e) => return Err(anyhow!("cannot reach the server: {e}")),
-        };
-        failures = 0;
-        let mut events = resp.bytes_stream().eventsource();
-        // Seq at which the session was last reported not running.
-        let mut settled_at: Option<u64> = None;
-        let done = |seen: Option<u64>, settled: Option<u64>| match (until_idle_after, settled) {
-            (Some(min), Some(at)) => at >= min && seen.unwrap_or(0) >= at,
-            _ => false,
-        };
-        while let Some(ev) = events.next().await {
-            let Ok(ev) = ev else { break };
-            match ev.event.as_str() {
-                "message" => {
-                    let m: MessageView = serde_json::from_str(&ev.data)?;
-                    last_seq = Some(m.seq);
-                    print_message(&m, json)?;
-                    if done(last_seq, settled_at) {
-                        return Ok(());
-                    }
-                }
-                "status" => {
-                    let s: StatusView = serde_json::from_str(&ev.data)?;
-                    if json {
-                        println!("{}", serde_json::json!({"event": "status", "data": s}));
-                    } else {
-                        println!("-- status: {} (last seq {})", s.status, s.last_seq);
-                    }
-                    settled_at = (s.status != "running").then_some(s.last_seq);
-                    if done(last_seq, settled_at) {
-                        return Ok(());
-                    }
-                }
-                "error" => eprintln!("server error: {}", ev.data),
-                _ => {}
-            }
-        }
-        eprintln!("stream ended; resuming after seq {}", last_seq.unwrap_or(0));
+        SessionsCommand::Lifecycle(cmd) => lifecycle::run(&api, cmd).await,
+        SessionsCommand::Listing(cmd) => listing::run(&api, cmd).await,
     }
 }

@@ -79,6 +79,15 @@ pub struct Config {
     pub writer: WriterConfig,
     /// How long a graceful stop waits for the writer to flush.
     pub shutdown_flush_timeout: Duration,
+    /// How often every project's retention is enforced (besides after each run).
+    pub retention_sweep: Duration,
+    /// Where peers and clients reach this node's API (`--advertise`), shown in
+    /// `GET /v1/node` and in the node registry.
+    pub advertise: Option<String>,
+    /// On SIGTERM, how long active runs may go on before the node stops them.
+    pub drain_timeout: Duration,
+    /// How often the node looks for dead nodes whose sessions it should take over.
+    pub recovery_interval: Duration,
 }
 
 /// The default listen address.
@@ -99,6 +108,10 @@ impl Default for Config {
             session: SessionSettings::default(),
             writer: WriterConfig::default(),
             shutdown_flush_timeout: Duration::from_secs(10),
+            retention_sweep: Duration::from_secs(600),
+            advertise: None,
+            drain_timeout: Duration::from_secs(10),
+            recovery_interval: Duration::from_secs(2),
         }
     }
 }

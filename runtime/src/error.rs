@@ -50,7 +50,7 @@ impl From<SessionError> for Error {
             SessionError::NotFound(what) => Self::NotFound(format!("{what} not found")),
             SessionError::Invalid(m) => Self::InvalidRequest(m),
             SessionError::Conflict(m) => Self::Conflict(m),
-            SessionError::Unavailable(m) => Self::Unavailable(m),
+            SessionError::Unavailable(m) | SessionError::Stopped(m) => Self::Unavailable(m),
             SessionError::Timeout(m) => Self::Timeout(format!("{m} timed out")),
         }
     }

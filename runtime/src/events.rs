@@ -20,6 +20,20 @@ pub enum SessionEvent {
     Message(Message),
     /// The session's status (first the current one, then each change).
     Status(StatusChange),
+    /// The stream fell behind the bus (a slow reader, or a bus reconnect): what
+    /// follows is re-read from the log, from `after_seq`, so nothing is missed.
+    Lagged {
+        /// The last seq sent before the catch-up.
+        after_seq: u64,
+    },
+    /// The active run showed no driver activity for `idle_ms` (live only: not
+    /// replayed on resume).
+    Stalled {
+        /// The quiet run.
+        run_id: sessiond_store::RunId,
+        /// How long it has been quiet.
+        idle_ms: u64,
+    },
 }
 
 const PAGE: usize = 500;
@@ -71,8 +85,10 @@ pub fn session_events(
                 loop {
                     let page = backend.sessions.read_log(&tenant, id, last, PAGE).await?;
                     let full = page.len() == PAGE;
+                    // The store's log is dense from the first live seq: anything
+                    // below it was archived (compact, reset) and is skipped.
                     for m in page {
-                        if m.seq == last + 1 {
+                        if m.seq > last {
                             last = m.seq;
                             yield SessionEvent::Message(m);
                         }
@@ -94,7 +110,10 @@ pub fn session_events(
                     tracing::warn!(session_id = %id, error = %e, "undecodable bus event, re-reading the log");
                     BusEvent::Unknown
                 }),
-                BusSignal::Reset => BusEvent::Unknown,
+                BusSignal::Reset => {
+                    yield SessionEvent::Lagged { after_seq: last };
+                    BusEvent::Unknown
+                }
             };
             match event {
                 BusEvent::Messages { messages } => {
@@ -117,6 +136,9 @@ pub fn session_events(
                     if order.fresh(&status) {
                         yield SessionEvent::Status(status);
                     }
+                }
+                BusEvent::Stalled { run_id, idle_ms } => {
+                    yield SessionEvent::Stalled { run_id, idle_ms };
                 }
                 BusEvent::Unknown => {
                     held_status = backend

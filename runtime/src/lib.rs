@@ -8,7 +8,8 @@
 //! - [`drivers`]: OpenAI-compatible and ACP drivers
 //! - [`node`]: `Node`, the session operations behind the API, lease renewal
 //! - [`events`]: a session's event stream (replay from the store, then live)
-//! - [`api`]: router, JSON model (shared with the CLI), error conversion, SSE
+//! - [`api`]: router, JSON model (shared with the CLI), error conversion, SSE,
+//!   WebSocket
 //! - [`metrics`]: Prometheus recorder, `/metrics`, request metrics
 //! - [`server`]: serving a listener with graceful shutdown
 //! - [`error`]: the runtime's error type

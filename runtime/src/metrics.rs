@@ -3,7 +3,7 @@
 //!
 //! Metrics (all prefixed `sessiond_`):
 //! - `http_requests_total{method, route, status}`, `http_request_seconds{method, route}`
-//! - `event_streams` (open SSE streams), `sessions_resident` (at scrape time)
+//! - `event_streams` (open SSE streams and WebSockets), `sessions_resident` (at scrape time)
 //! - `runs_started_total`, `runs_ended_total{outcome}` (sessiond-actors)
 //! - `writer_batch_writes`, `writer_commit_seconds`, `writer_commit_retries_total`,
 //!   `writer_failed_writes_total{reason}` (the group-commit writer, sessiond-actors)

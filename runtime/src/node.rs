@@ -1,25 +1,35 @@
 //! The node: wires a backend, the writer, the drivers and the project supervisors,
 //! and offers the session operations the API calls.
+//!
+//! - this file: start, activation of sessions, lease renewal, shutdown
+//! - `sessions`: operations on one session (create, send, steer, patch, ...)
+//! - `projects`: operations over a project (list, resolve, preview, retention, events)
+
+mod cluster;
+mod command;
+mod forward;
+mod projects;
+mod sessions;
+
+pub use command::{Command, Reply};
+
+pub use projects::{ListQuery, NodeInfo, Preview, PreviewStatus, ProjectEventStream, SessionPage};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::Stream;
 use sessiond_actors::{
-    AbortReply, AnswerError, DriverRegistry, LeaseBook, ProjectHandle, SendReceipt, SessionContext,
-    SessionHandle, Writer,
+    DriverRegistry, LeaseBook, ProjectHandle, SessionContext, SessionHandle, Writer,
 };
 use sessiond_store::{
-    Backend, CreateOutcome, Message, NodeId, ProjectId, RunId, SessionConfig, SessionId,
-    SessionKey, SessionMeta, SessionStatus, TenantId, Usage, now_ms,
+    Backend, NodeId, ProjectId, SessionConfig, SessionId, SessionKey, SessionMeta, TenantId,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, StoreConfig};
 use crate::error::{Error, Result};
-use crate::events::{SessionEvent, session_events};
 
 /// A validated request to create a session.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +48,11 @@ pub struct NewSession {
     pub system_prompt: Option<String>,
     /// Run settings.
     pub config: SessionConfig,
+    /// The session this one is spawned from: driver, model, driver options and
+    /// run settings are inherited unless given.
+    pub parent_id: Option<SessionId>,
+    /// A repeated create with this key returns the first session and runs nothing.
+    pub idempotency_key: Option<String>,
 }
 
 /// The name of the driver used when a create names none.
@@ -64,6 +79,12 @@ struct Inner {
     stop: CancellationToken,
     /// Ends event streams when a stop begins.
     stopping: CancellationToken,
+    /// Set when a stop begins: no new activations.
+    draining: std::sync::atomic::AtomicBool,
+    /// Commands this node forwarded, waiting for answers.
+    forwarder: forward::Forwarder,
+    /// When this node started.
+    started_at_ms: i64,
 }
 
 impl std::fmt::Debug for Node {
@@ -111,6 +132,8 @@ impl Node {
             node: id.clone(),
             settings: config.session.clone(),
             lease_book: LeaseBook::default(),
+            nodes: backend.nodes.clone(),
+            bus: backend.bus.clone(),
         };
         let stop = CancellationToken::new();
         tokio::spawn(keep_leases(ctx.clone(), backend.clone(), stop.clone()));
@@ -118,7 +141,8 @@ impl Node {
         crate::metrics::handle();
         tokio::spawn(crate::metrics::upkeep(stop.clone()));
         tracing::info!(node_id = %id, store = backend.kind, "node started");
-        Self {
+        let (id_for_forwarder, bus_for_forwarder) = (id.clone(), backend.bus.clone());
+        let node = Self {
             inner: Arc::new(Inner {
                 id,
                 config,
@@ -129,8 +153,44 @@ impl Node {
                 writer_task: Mutex::new(Some(writer_task)),
                 stop,
                 stopping: CancellationToken::new(),
+                draining: Default::default(),
+                forwarder: forward::Forwarder::new(id_for_forwarder, bus_for_forwarder),
+                started_at_ms: sessiond_store::now_ms(),
             }),
-        }
+        };
+        let weak = Arc::downgrade(&node.inner);
+        let stop = node.inner.stop.clone();
+        tokio::spawn(projects::sweep_retention(weak.clone(), stop.clone()));
+        tokio::spawn(cluster::heartbeat(weak.clone(), stop.clone()));
+        tokio::spawn(cluster::recovery_sweep(weak.clone(), stop.clone()));
+        let forwarder = node.inner.forwarder.clone();
+        tokio::spawn(async move {
+            match forwarder.subscribe().await {
+                Ok(sub) => cluster::inbox(weak, sub, stop).await,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot subscribe to this node's inbox: forwards to it will time out")
+                }
+            }
+        });
+        node
+    }
+
+    /// The session's actor if it is resident here.
+    fn resident(&self, tenant: &TenantId, id: SessionId) -> Option<SessionHandle> {
+        self.inner
+            .resident
+            .lock()
+            .expect("resident lock")
+            .get(&(tenant.clone(), id))
+            .filter(|h| h.is_alive())
+            .cloned()
+    }
+
+    /// Whether a stop has begun.
+    pub fn is_draining(&self) -> bool {
+        self.inner
+            .draining
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// This node's id.
@@ -187,6 +247,15 @@ impl Node {
         Ok(handle)
     }
 
+    /// Drops a session's handle from the resident map (after a delete).
+    fn forget_resident(&self, tenant: &TenantId, id: SessionId) {
+        self.inner
+            .resident
+            .lock()
+            .expect("resident lock")
+            .remove(&(tenant.clone(), id));
+    }
+
     async fn load(&self, tenant: &TenantId, id: SessionId) -> Result<SessionMeta> {
         self.inner
             .backend
@@ -194,155 +263,6 @@ impl Node {
             .load_session(tenant, id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("session {id} not found")))
-    }
-
-    /// Creates a session; with `prompt`, also sends it.
-    pub async fn create_session(
-        &self,
-        tenant: &TenantId,
-        project: &ProjectId,
-        new: NewSession,
-        prompt: Option<String>,
-    ) -> Result<(SessionMeta, Option<SendReceipt>)> {
-        let driver = new.driver.unwrap_or_else(|| DEFAULT_DRIVER.to_string());
-        self.drivers()
-            .validate(&driver, &new.driver_options)
-            .map_err(Error::InvalidRequest)?;
-        let now = now_ms();
-        let meta = SessionMeta {
-            id: SessionId::generate(),
-            tenant: tenant.clone(),
-            project: project.clone(),
-            key: new.key,
-            parent_id: None,
-            label: new.label,
-            driver,
-            driver_options: new.driver_options,
-            model: new.model,
-            system_prompt: new.system_prompt,
-            status: SessionStatus::Idle,
-            last_run: None,
-            usage: Usage::default(),
-            error: None,
-            config: new.config,
-            driver_state: Default::default(),
-            last_seq: 0,
-            created_at_ms: now,
-            updated_at_ms: now,
-            last_activity_ms: now,
-        };
-        match self.inner.backend.sessions.create_session(&meta).await? {
-            CreateOutcome::Created => {}
-            CreateOutcome::KeyTaken(other) => {
-                let key = meta.key.as_ref().map(|k| k.as_str()).unwrap_or_default();
-                return Err(Error::Conflict(format!(
-                    "session key '{key}' is already used by session {other} in project {project}"
-                )));
-            }
-        }
-        let receipt = match prompt {
-            Some(p) => Some(self.send(tenant, meta.id, p).await?),
-            None => None,
-        };
-        let meta = self.load(tenant, meta.id).await?;
-        Ok((meta, receipt))
-    }
-
-    /// The session as stored (committed state).
-    pub async fn get_session(&self, tenant: &TenantId, id: SessionId) -> Result<SessionMeta> {
-        self.load(tenant, id).await
-    }
-
-    /// Sends a prompt; returns once it is durable.
-    pub async fn send(
-        &self,
-        tenant: &TenantId,
-        id: SessionId,
-        prompt: String,
-    ) -> Result<SendReceipt> {
-        Ok(self.session(tenant, id).await?.send(prompt).await?)
-    }
-
-    /// Aborts the active run (or `run_id` only); returns once it ended.
-    pub async fn abort(
-        &self,
-        tenant: &TenantId,
-        id: SessionId,
-        run_id: Option<RunId>,
-    ) -> Result<AbortReply> {
-        Ok(self.session(tenant, id).await?.abort(run_id).await?)
-    }
-
-    /// Answers a permission request the session's driver waits on.
-    pub async fn answer_permission(
-        &self,
-        tenant: &TenantId,
-        id: SessionId,
-        request_id: &str,
-        answer: serde_json::Value,
-    ) -> Result<()> {
-        let meta = self.load(tenant, id).await?;
-        let driver = self.drivers().get(&meta.driver).ok_or_else(|| {
-            Error::Unavailable(format!(
-                "driver '{}' is not configured on this node",
-                meta.driver
-            ))
-        })?;
-        driver
-            .answer_permission(id, request_id, answer)
-            .map_err(|e| match e {
-                AnswerError::NotPending(m) => Error::NotFound(m),
-                AnswerError::Invalid(m) => Error::InvalidRequest(m),
-                AnswerError::Unsupported => Error::Conflict(format!(
-                    "the session's driver '{}' asks no permissions",
-                    meta.driver
-                )),
-            })
-    }
-
-    /// A page of the committed transcript.
-    pub async fn history(
-        &self,
-        tenant: &TenantId,
-        id: SessionId,
-        after_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<Message>> {
-        let log = self
-            .inner
-            .backend
-            .sessions
-            .read_log(tenant, id, after_seq, limit)
-            .await?;
-        if log.is_empty() {
-            // Tell an empty page of a real session from an unknown session.
-            self.load(tenant, id).await?;
-        }
-        Ok(log)
-    }
-
-    /// The session's events after `after_seq` (checks the session exists first).
-    pub async fn events(
-        &self,
-        tenant: &TenantId,
-        id: SessionId,
-        after_seq: u64,
-    ) -> Result<impl Stream<Item = Result<SessionEvent>> + Send + 'static + use<>> {
-        let meta = self.load(tenant, id).await?;
-        if after_seq > meta.last_seq {
-            // A client can only have seen seqs that exist; a larger one would hide
-            // the messages up to it.
-            return Err(Error::InvalidRequest(format!(
-                "resume point {after_seq} is beyond the session's last seq {}",
-                meta.last_seq
-            )));
-        }
-        Ok(session_events(
-            self.inner.backend.clone(),
-            tenant.clone(),
-            id,
-            after_seq,
-        ))
     }
 
     /// Checks the store answers.
@@ -372,8 +292,13 @@ impl Node {
     /// Stops the node: sessions stop (their leases are released), then the writer
     /// commits what is queued, up to the flush timeout.
     pub async fn shutdown(&self) {
+        self.inner
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.inner.stopping.cancel();
-        self.inner.stop.cancel();
+        self.drain().await;
+        // Sessions stop (and release their leases) while the inbox still answers
+        // forwards (`not_holder` sends callers to look again) and leases renew.
         let projects: Vec<_> = self
             .inner
             .projects
@@ -385,6 +310,7 @@ impl Node {
         for p in &projects {
             p.stop_and_wait().await;
         }
+        self.inner.stop.cancel();
         self.inner.resident.lock().expect("resident lock").clear();
         let task = self.inner.writer_task.lock().expect("writer lock").take();
         if let Some(task) = task {
@@ -398,7 +324,55 @@ impl Node {
             }
             task.abort();
         }
+        // Gone on purpose: survivors need not look for its sessions, unless a run
+        // was cut at the drain deadline (those stay listed; once this node's
+        // heartbeat runs out, a survivor takes them and marks the runs interrupted).
+        match self.inner.backend.nodes.held(&self.inner.id).await {
+            Ok(held) if held.is_empty() => {
+                if let Err(e) = self.inner.backend.nodes.remove_node(&self.inner.id).await {
+                    tracing::debug!(error = %e, "node not removed from the registry");
+                }
+            }
+            Ok(held) => tracing::warn!(
+                cut = held.len(),
+                "runs cut at the drain deadline; another node will mark them interrupted"
+            ),
+            Err(e) => tracing::debug!(error = %e, "held list unreadable at stop"),
+        }
         tracing::info!(node_id = %self.inner.id, "node stopped");
+    }
+
+    /// Waits, up to the drain timeout, until no resident session has a run or a
+    /// queued prompt (leases keep being renewed meanwhile). Runs still going after
+    /// it are cancelled by the stop and marked interrupted by the next owner.
+    async fn drain(&self) {
+        let deadline = tokio::time::Instant::now() + self.inner.config.drain_timeout;
+        loop {
+            let handles: Vec<SessionHandle> = self
+                .inner
+                .resident
+                .lock()
+                .expect("resident lock")
+                .values()
+                .filter(|h| h.is_alive())
+                .cloned()
+                .collect();
+            let mut busy = 0;
+            for h in &handles {
+                if !h.is_idle().await.unwrap_or(true) {
+                    busy += 1;
+                }
+            }
+            if busy == 0 {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(busy, "drain deadline passed; stopping sessions with runs");
+                return;
+            }
+            tracing::info!(busy, "draining: waiting for runs to finish");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Serving the router on a listener until a shutdown future resolves.
 
 use std::future::Future;
+use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
@@ -15,7 +16,9 @@ pub async fn serve(
     node: Node,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(AppState { node: node.clone() });
+    let state = AppState::new(node.clone());
+    let sockets = state.sockets.clone();
+    let app = router(state);
     // Event streams never end on their own: end them as the stop begins, or the
     // graceful shutdown would wait for them forever.
     let stopping = node.stopping();
@@ -34,6 +37,18 @@ pub async fn serve(
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .await;
+    // The sockets saw `stopping` too and are sending their close frames; each
+    // takes at most its close grace, so this wait is a backstop.
+    sockets.close();
+    if tokio::time::timeout(SOCKETS_GRACE, sockets.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(open = sockets.len(), "websockets still open at shutdown");
+    }
     node.shutdown().await;
     result
 }
+
+/// Longest wait for open WebSockets to close once the HTTP server stopped.
+const SOCKETS_GRACE: Duration = Duration::from_secs(5);

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::event_bus::EventBus;
 use crate::lease_store::LeaseStore;
+use crate::node_registry::NodeRegistry;
 use crate::session_store::SessionStore;
 
 pub mod memory;
@@ -19,6 +20,8 @@ pub struct Backend {
     pub leases: Arc<dyn LeaseStore>,
     /// Cross-node notifications.
     pub bus: Arc<dyn EventBus>,
+    /// Node heartbeats and the sessions each node holds.
+    pub nodes: Arc<dyn NodeRegistry>,
     /// `memory`, `sqlite` or `redis`, for logs and `/v1/node`.
     pub kind: &'static str,
 }

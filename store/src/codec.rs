@@ -116,10 +116,18 @@ mod tests {
                 thinking: Some(true),
                 cwd: Some("/srv".into()),
                 env,
+                // Added after v1 was written: old bytes decode them as None.
+                auto_compact_tokens: None,
+                auto_compact_keep: None,
             },
             // Added after v1 was written: old bytes decode it as empty.
             driver_state: Default::default(),
             last_seq: 2,
+            // Added after v1 was written: old bytes decode them as 0 / false.
+            archived_upto: 0,
+            paused: false,
+            queued: Vec::new(),
+            queue_tracked: false,
             created_at_ms: 1_700_000_000_000,
             updated_at_ms: 1_700_000_000_500,
             last_activity_ms: 1_700_000_000_500,

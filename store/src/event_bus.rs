@@ -25,6 +25,13 @@ impl Channel {
         Self(format!("sd:{tenant}:p:{project}:ev"))
     }
 
+    /// A node's inbox: commands forwarded to it and replies to its forwards. Not
+    /// sharded (a node has no slot of its own): PUBLISH on Redis, which a cluster
+    /// delivers to subscribers on every master.
+    pub fn node(node: &crate::ids::NodeId) -> Self {
+        Self(format!("sd:node:{node}:rpc"))
+    }
+
     /// Whether this is a per-session channel (published with SPUBLISH on Redis).
     pub fn is_sharded(&self) -> bool {
         self.0.contains(":s:{")

@@ -56,6 +56,11 @@ macro_rules! slug_id {
             pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
                 let s = s.into();
                 check_slug($kind, &s)?;
+                // `sd:node:...` keys are the node registry's (and `sd:nodes`):
+                // a tenant with that slug would share their prefix.
+                if $kind == "tenant" && matches!(s.as_str(), "node" | "nodes") {
+                    return Err(invalid($kind, "'node' and 'nodes' are reserved"));
+                }
                 Ok(Self(s))
             }
 
@@ -281,6 +286,11 @@ mod tests {
     #[test]
     fn slugs_are_validated() {
         assert!(ProjectId::new("support-bot_2").is_ok());
+        assert!(
+            TenantId::new("node").is_err(),
+            "reserved for the node registry"
+        );
+        assert!(ProjectId::new("node").is_ok());
         assert!(ProjectId::new("").is_err());
         assert!(ProjectId::new("Upper").is_err());
         assert!(ProjectId::new("-lead").is_err());

@@ -9,7 +9,8 @@
 //! - [`ids`]: tenant/project slugs, session keys, UUID v7 ids, node ids
 //! - [`records`]: `SessionMeta`, `Message`, statuses, usage, bus events
 //! - [`codec`]: the versioned envelope every persisted record goes through
-//! - [`session_store`], [`lease_store`], [`event_bus`]: one trait per concern
+//! - [`session_store`], [`lease_store`], [`node_registry`], [`event_bus`]: one trait
+//!   per concern
 //! - [`fanout`]: per-channel fan-out the bus backends share
 //! - [`backend`]: `Backend` (the bundle a node runs on) and memory, sqlite, redis
 //! - `testing` (feature `testing`): redis-server harness and the conformance suites
@@ -21,6 +22,7 @@ pub mod event_bus;
 pub mod fanout;
 pub mod ids;
 pub mod lease_store;
+pub mod node_registry;
 pub mod records;
 pub mod session_store;
 #[cfg(feature = "testing")]
@@ -31,5 +33,9 @@ pub use error::{Result, StoreError};
 pub use event_bus::{BusSignal, BusSubscription, Channel, EventBus};
 pub use ids::{IdError, MessageId, NodeId, ProjectId, RunId, SessionId, SessionKey, TenantId};
 pub use lease_store::{LeaseGrant, LeaseRef, LeaseStore};
+pub use node_registry::{NodeRecord, NodeRegistry};
 pub use records::*;
-pub use session_store::{CommitOutcome, CreateOutcome, SessionStore, SessionWrite};
+pub use session_store::{
+    ArchiveUpTo, CommitOutcome, CreateOutcome, DeleteOutcome, IdempotencyRecord, IdempotencyScope,
+    SessionStore, SessionWrite, valid_idempotency_key,
+};

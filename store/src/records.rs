@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{MessageId, ProjectId, RunId, SessionId, SessionKey, TenantId};
 
+mod project;
+pub use project::{ChangeReason, ProjectEvent, RetentionPolicy};
+
 /// Milliseconds since the Unix epoch, the one clock of every record.
 pub type TimestampMs = i64;
 
@@ -153,7 +156,16 @@ pub struct SessionConfig {
     /// Environment for drivers that run a process (validated on input).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Compact automatically when the context passes this many tokens.
+    #[serde(default)]
+    pub auto_compact_tokens: Option<u64>,
+    /// Messages an automatic compaction keeps (default [`DEFAULT_AUTO_COMPACT_KEEP`]).
+    #[serde(default)]
+    pub auto_compact_keep: Option<u64>,
 }
+
+/// Messages an automatic compaction keeps when the session does not say.
+pub const DEFAULT_AUTO_COMPACT_KEEP: u64 = 20;
 
 /// Everything about a session except its transcript.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,6 +219,23 @@ pub struct SessionMeta {
     /// commit; a value read back always matches the log.
     #[serde(default)]
     pub last_seq: u64,
+    /// Messages with seq up to this one left the live log for the archive (compact,
+    /// reset); the live log holds `archived_upto + 1 ..= last_seq`.
+    #[serde(default)]
+    pub archived_upto: u64,
+    /// Paused: no new run starts; prompts queue until resume. Kept apart from
+    /// `status` because a run may still be finishing when a pause arrives.
+    #[serde(default)]
+    pub paused: bool,
+    /// Seqs of the prompts waiting to run, in the order they will run (a steered
+    /// prompt runs before older ones, so seq order is not run order). Written with
+    /// every prompt and run start, so a restored session runs exactly these.
+    #[serde(default)]
+    pub queued: Vec<u64>,
+    /// `queued` is maintained (false in records written before it existed: their
+    /// queue is the prompts after the last run's, in seq order).
+    #[serde(default)]
+    pub queue_tracked: bool,
     /// Creation time.
     pub created_at_ms: TimestampMs,
     /// Last change of any field.
@@ -359,6 +388,14 @@ pub enum BusEvent {
     },
     /// The session's meta changed.
     Status(StatusChange),
+    /// The active run showed no driver activity for `idle_ms` (published by the
+    /// session's owner, not by a commit).
+    Stalled {
+        /// The quiet run.
+        run_id: RunId,
+        /// How long it has been quiet.
+        idle_ms: u64,
+    },
     /// An event written by a newer version.
     #[serde(other)]
     Unknown,

@@ -10,6 +10,11 @@ async fn memory_session_store() {
 }
 
 #[tokio::test]
+async fn memory_session_lifecycle() {
+    session_lifecycle_suite(&memory()).await;
+}
+
+#[tokio::test]
 async fn memory_lease_store() {
     lease_store_suite(&memory()).await;
 }
@@ -17,6 +22,11 @@ async fn memory_lease_store() {
 #[tokio::test]
 async fn memory_event_bus() {
     event_bus_suite(&memory()).await;
+}
+
+#[tokio::test]
+async fn memory_node_registry() {
+    node_registry_suite(&memory()).await;
 }
 
 async fn sqlite() -> (tempfile::TempDir, sessiond_store::Backend) {
@@ -34,6 +44,12 @@ async fn sqlite_session_store() {
 }
 
 #[tokio::test]
+async fn sqlite_session_lifecycle() {
+    let (_dir, b) = sqlite().await;
+    session_lifecycle_suite(&b).await;
+}
+
+#[tokio::test]
 async fn sqlite_lease_store() {
     let (_dir, b) = sqlite().await;
     lease_store_suite(&b).await;
@@ -43,6 +59,12 @@ async fn sqlite_lease_store() {
 async fn sqlite_event_bus() {
     let (_dir, b) = sqlite().await;
     event_bus_suite(&b).await;
+}
+
+#[tokio::test]
+async fn sqlite_node_registry() {
+    let (_dir, b) = sqlite().await;
+    node_registry_suite(&b).await;
 }
 
 async fn redis() -> (
@@ -63,6 +85,12 @@ async fn redis_session_store() {
 }
 
 #[tokio::test]
+async fn redis_session_lifecycle() {
+    let (_server, b) = redis().await;
+    session_lifecycle_suite(&b).await;
+}
+
+#[tokio::test]
 async fn redis_lease_store() {
     let (_server, b) = redis().await;
     lease_store_suite(&b).await;
@@ -72,4 +100,10 @@ async fn redis_lease_store() {
 async fn redis_event_bus() {
     let (_server, b) = redis().await;
     event_bus_suite(&b).await;
+}
+
+#[tokio::test]
+async fn redis_node_registry() {
+    let (_server, b) = redis().await;
+    node_registry_suite(&b).await;
 }

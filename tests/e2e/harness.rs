@@ -30,6 +30,8 @@ pub enum Store {
     Sqlite(PathBuf),
     /// Redis at this URL.
     Redis(String),
+    /// Everything in memory, gone with the process (`serve --memory`).
+    Memory,
 }
 
 impl Store {
@@ -47,6 +49,7 @@ impl Store {
                     sessiond_store::testing::redis_server::free_port()
                 ),
             ],
+            Store::Memory => vec!["--memory".into()],
         }
     }
 }
@@ -66,7 +69,10 @@ impl Server {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
         cmd.args(&args)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("SESSIOND_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(dir) = cwd {
@@ -114,10 +120,30 @@ impl Server {
         )
     }
 
+    /// Writes `toml` to `dir/sessiond.toml` and starts `sessiond serve --config` with
+    /// it over `store`.
+    pub fn start_configured(store: &Store, dir: &Path, toml: &str) -> Self {
+        let config = dir.join("sessiond.toml");
+        std::fs::write(&config, toml).expect("write sessiond.toml");
+        let mut args = vec!["--config".into(), config.display().to_string()];
+        args.extend(store.args());
+        Self::start_with(args, None)
+    }
+
     /// Kills the process with SIGKILL, as a crash would, and reaps it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, ...) to the process.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{name} failed");
     }
 
     /// The same server again (same store) on a new port, after `kill9`.
@@ -221,6 +247,20 @@ impl Api {
         self.raw(reqwest::Method::GET, path, None).await
     }
 
+    /// `POST path body`, asserting `status`; returns the body.
+    pub async fn ok(&self, path: &str, body: Value, status: u16) -> Value {
+        let a = self.post(path, body).await;
+        assert_eq!(a.status, status, "POST {path}: {:?}", a.body);
+        a.body
+    }
+
+    /// `GET path`, asserting 200; returns the body.
+    pub async fn fetch(&self, path: &str) -> Value {
+        let a = self.get(path).await;
+        assert_eq!(a.status, 200, "GET {path}: {:?}", a.body);
+        a.body
+    }
+
     /// Creates a session; returns its id.
     pub async fn create(&self, project: &str, body: Value) -> String {
         let a = self
@@ -275,6 +315,22 @@ impl Api {
         .await
     }
 
+    /// Opens an SSE stream at `path`.
+    pub async fn sse(&self, path: &str) -> Events {
+        let resp = reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("sse request");
+        assert_eq!(resp.status(), 200, "sse status");
+        Events {
+            inner: Box::pin(eventsource_stream::Eventsource::eventsource(
+                resp.bytes_stream(),
+            )),
+        }
+    }
+
     /// Opens the SSE stream of a session.
     pub async fn events(
         &self,
@@ -294,11 +350,19 @@ impl Api {
         }
         let resp = req.send().await.expect("sse request");
         assert_eq!(resp.status(), 200, "sse status");
-        Events {
-            inner: Box::pin(eventsource_stream::Eventsource::eventsource(
-                resp.bytes_stream(),
-            )),
-        }
+        Events::of(resp)
+    }
+
+    /// Opens the SSE stream of a project; it is subscribed once this returns.
+    pub async fn project_events(&self, project: &str) -> Events {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/v1/projects/{project}/events", self.base))
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("sse request");
+        assert_eq!(resp.status(), 200, "sse status");
+        Events::of(resp)
     }
 }
 
@@ -325,6 +389,14 @@ pub struct Sse {
 }
 
 impl Events {
+    fn of(resp: reqwest::Response) -> Self {
+        Events {
+            inner: Box::pin(eventsource_stream::Eventsource::eventsource(
+                resp.bytes_stream(),
+            )),
+        }
+    }
+
     /// The next event, within the deadline.
     pub async fn next(&mut self) -> Sse {
         let ev = tokio::time::timeout(DEADLINE, self.inner.next())
@@ -360,6 +432,24 @@ impl Events {
             out.push(ev);
         }
         out
+    }
+}
+
+impl Store {
+    /// The same store opened from the test (tenant `default`), to look at what the
+    /// API does not show (the archive). Not for `Memory`.
+    pub async fn open(&self) -> sessiond_store::Backend {
+        match self {
+            Store::Sqlite(dir) => {
+                sessiond_store::backend::sqlite::open_sqlite(&dir.join("sessiond.db"))
+                    .await
+                    .expect("open sqlite")
+            }
+            Store::Redis(url) => sessiond_store::backend::redis::connect_redis(url)
+                .await
+                .expect("connect redis"),
+            Store::Memory => panic!("a memory store lives inside its server process"),
+        }
     }
 }
 

@@ -4,12 +4,14 @@
 //! is dropped and the run force-ended.
 
 use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
 use futures::FutureExt;
 use ractor::ActorRef;
 use sessiond_store::SessionMeta;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::state::RunPlan;
@@ -23,13 +25,14 @@ pub(super) fn spawn(
     meta: &SessionMeta,
     plan: RunPlan,
     token: CancellationToken,
+    force: CancellationToken,
 ) -> JoinHandle<()> {
     let meta = meta.clone();
     tokio::spawn(async move {
         let run_id = plan.run_id;
         // A panicking driver is a bug in the driver, not in the session: the run
         // fails and the session goes on (without this the run would never end).
-        let outcome = AssertUnwindSafe(drive(&ctx, &actor, meta, plan, &token))
+        let outcome = AssertUnwindSafe(drive(&ctx, &actor, meta, plan, &token, &force))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {
@@ -51,6 +54,7 @@ async fn drive(
     meta: SessionMeta,
     plan: RunPlan,
     token: &CancellationToken,
+    force: &CancellationToken,
 ) -> DriverOutcome {
     let Some(driver) = ctx.drivers.get(&meta.driver) else {
         return DriverOutcome::Failed(format!(
@@ -60,8 +64,17 @@ async fn drive(
     };
     // Everything this session handed to the writer before the run started (the
     // previous run's last messages) is committed before the history is read.
-    ctx.writer.flush().await.await;
-    let history = match read_all(ctx, &meta.tenant, meta.id, 0).await {
+    // A store that hangs here must not hang the run past an abort's deadline.
+    let setup = async {
+        ctx.writer.flush().await.await;
+        read_all(ctx, &meta.tenant, meta.id, 0).await
+    };
+    let loaded = tokio::select! {
+        biased;
+        () = force.cancelled() => return DriverOutcome::Cancelled,
+        loaded = setup => loaded,
+    };
+    let history = match loaded {
         Ok(log) => plan.history(log),
         Err(e) => return DriverOutcome::Failed(format!("cannot load history: {e}")),
     };
@@ -79,18 +92,34 @@ async fn drive(
     let (tx, mut rx) = mpsc::channel(ctx.settings.driver_event_buffer);
     let run = driver.run(request, DriverEvents::new(tx), token.clone());
     tokio::pin!(run);
-    let grace = ctx.settings.abort_grace;
+    // The actor fires `force` at the deadline of an abort or steer. This fallback
+    // covers a run whose actor is gone (it cannot fire anything any more).
+    let s = &ctx.settings;
+    let fallback = s.abort_grace.max(s.steer_deadline);
     let force_end = async {
-        token.cancelled().await;
-        tokio::time::sleep(grace).await;
+        tokio::select! {
+            () = force.cancelled() => {}
+            () = async {
+                token.cancelled().await;
+                tokio::time::sleep(fallback).await;
+            } => {}
+        }
     };
     tokio::pin!(force_end);
+    let mut stall = StallWatch::new(s.stall_after, s.stall_abort_after);
     let mut events_open = true;
     let outcome = loop {
         tokio::select! {
             biased;
+            // First: a driver that ignores cancellation and keeps streaming must not
+            // starve the deadline.
+            () = &mut force_end => {
+                tracing::warn!(run_id = %plan.run_id, "driver ignored cancellation, force-ending the run");
+                break DriverOutcome::Cancelled;
+            }
             ev = rx.recv(), if events_open => match ev {
                 Some(ev) => {
+                    stall.activity();
                     if !forward(actor, plan.run_id, ev).await {
                         token.cancel();
                         return DriverOutcome::Cancelled;
@@ -99,9 +128,13 @@ async fn drive(
                 None => events_open = false,
             },
             outcome = &mut run => break outcome,
-            () = &mut force_end => {
-                tracing::warn!(run_id = %plan.run_id, "driver ignored cancellation, force-ending the run");
-                break DriverOutcome::Cancelled;
+            abort = stall.next() => {
+                let idle = stall.idle();
+                let msg = SessionMsg::Stalled { run_id: plan.run_id, idle, abort };
+                if actor.cast(msg).is_err() {
+                    token.cancel();
+                    return DriverOutcome::Cancelled;
+                }
             }
         }
     };
@@ -128,4 +161,82 @@ async fn forward(
         return false;
     }
     done.await.is_ok()
+}
+
+/// The stall timers of a run: `stalled` once per quiet spell past `after`, and the
+/// abort past `abort_after` (measured from the last driver event, or the start).
+struct StallWatch {
+    after: Duration,
+    abort_after: Option<Duration>,
+    last: Instant,
+    reported: bool,
+    abort_sent: bool,
+}
+
+impl StallWatch {
+    fn new(after: Duration, abort_after: Option<Duration>) -> Self {
+        Self {
+            after,
+            abort_after,
+            last: Instant::now(),
+            reported: false,
+            abort_sent: false,
+        }
+    }
+
+    /// The driver did something: the quiet spell is over.
+    fn activity(&mut self) {
+        self.last = Instant::now();
+        self.reported = false;
+    }
+
+    fn idle(&self) -> Duration {
+        self.last.elapsed()
+    }
+
+    /// Resolves when the next notice is due: `false` for `stalled`, `true` for the
+    /// abort. Pending forever when both are done for this spell.
+    async fn next(&mut self) -> bool {
+        let report = (!self.reported).then(|| self.last + self.after);
+        let abort = self
+            .abort_after
+            .filter(|_| !self.abort_sent)
+            .map(|d| self.last + d);
+        let (at, is_abort) = match (report, abort) {
+            (Some(r), Some(a)) if a < r => (a, true),
+            (Some(r), _) => (r, false),
+            (None, Some(a)) => (a, true),
+            (None, None) => return std::future::pending().await,
+        };
+        tokio::time::sleep_until(at).await;
+        if is_abort {
+            self.abort_sent = true;
+        } else {
+            self.reported = true;
+        }
+        is_abort
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn stall_watch_reports_once_per_quiet_spell_then_aborts() {
+        let mut w = StallWatch::new(Duration::from_secs(10), Some(Duration::from_secs(25)));
+        let t0 = Instant::now();
+        assert!(!w.next().await);
+        assert_eq!(t0.elapsed(), Duration::from_secs(10));
+        // Activity starts a new spell: reported again 10 s later.
+        w.activity();
+        assert!(!w.next().await);
+        assert_eq!(t0.elapsed(), Duration::from_secs(20));
+        // Then the abort, 25 s after the last activity.
+        assert!(w.next().await);
+        assert_eq!(t0.elapsed(), Duration::from_secs(35));
+        // Nothing more is due.
+        let more = tokio::time::timeout(Duration::from_secs(3600), w.next()).await;
+        assert!(more.is_err());
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use ractor::RpcReplyPort;
 use sessiond_store::{
     LastRun, Message, MessageId, Role, RunId, RunOutcome, SessionMeta, SessionStatus, SessionWrite,
-    TimestampMs, ToolInfo, Usage, truncate_tool_result,
+    StatusChange, TimestampMs, ToolInfo, Usage, truncate_tool_result,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -39,12 +39,49 @@ pub(crate) struct ActiveRun {
     pub(crate) abort_waiters: Vec<RpcReplyPort<Result<AbortReply>>>,
     /// Driver events handled so far.
     pub(crate) events: u64,
+    /// Fired by the actor when a cancelled run is past its deadline: the run task
+    /// stops waiting for the driver and the run ends as aborted.
+    pub(crate) force: CancellationToken,
+    /// The deadline timer of an abort or steer (aborted with the run).
+    pub(crate) force_timer: Option<Timer>,
+    /// Tool calls of this run with no result yet: closed with a synthetic error
+    /// result if the run ends before they get one.
+    pub(crate) open_tools: Vec<ToolInfo>,
+    /// Why the run was cancelled, when sessiond (not a client) cancelled it.
+    pub(crate) cancel_note: Option<String>,
+}
+
+impl ActiveRun {
+    /// A run just started with `token` as its cancellation.
+    pub(crate) fn new(
+        run_id: RunId,
+        token: CancellationToken,
+        task: Option<JoinHandle<()>>,
+    ) -> Self {
+        Self {
+            run_id,
+            _guard: token.clone().drop_guard(),
+            token,
+            task,
+            usage: Usage::default(),
+            aborting: false,
+            abort_waiters: Vec::new(),
+            events: 0,
+            force: CancellationToken::new(),
+            force_timer: None,
+            open_tools: Vec::new(),
+            cancel_note: None,
+        }
+    }
 }
 
 impl Drop for ActiveRun {
     fn drop(&mut self) {
         if let Some(task) = &self.task {
             task.abort();
+        }
+        if let Some(timer) = &self.force_timer {
+            timer.abort();
         }
     }
 }
@@ -93,6 +130,47 @@ impl Drop for DriverRelease {
     }
 }
 
+/// A send whose idempotency key this incarnation has seen: its receipt, and the
+/// repeats waiting for the first one's commit.
+pub(crate) struct SeenKey {
+    /// `None` while a steer with this key waits for the run to end.
+    pub(crate) receipt: Option<SendReceipt>,
+    pub(crate) committed: bool,
+    pub(crate) waiters: Vec<RpcReplyPort<Result<SendReceipt>>>,
+}
+
+/// Operations that wait for the active run to end (after cancelling it).
+pub(crate) enum AfterRun {
+    /// Send the steer's prompt (first in the queue).
+    Steer {
+        prompt: String,
+        idempotency_key: Option<String>,
+        interrupted: RunId,
+        reply: RpcReplyPort<Result<SendReceipt>>,
+    },
+    /// Start a fresh transcript.
+    Reset {
+        reply: RpcReplyPort<Result<SessionMeta>>,
+    },
+}
+
+/// Aborts a timer task when dropped (ractor's `send_after` task holds the actor).
+pub(crate) struct TimerGuard(pub(crate) Timer);
+
+/// A ractor `send_after` task.
+pub(crate) type Timer =
+    JoinHandle<std::result::Result<(), ractor::MessagingErr<crate::session::SessionMsg>>>;
+
+impl Drop for TimerGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Most idempotency keys one incarnation remembers in memory (the store remembers
+/// them all; this only saves a read for quick repeats).
+pub(crate) const SEEN_KEYS_CAP: usize = 1024;
+
 /// A session actor's state: meta, seq counter, prompt queue and the current run.
 pub struct SessionState {
     pub(crate) meta: SessionMeta,
@@ -101,6 +179,20 @@ pub struct SessionState {
     pub(crate) next_seq: u64,
     pub(crate) queue: VecDeque<QueuedPrompt>,
     pub(crate) run: Option<ActiveRun>,
+    /// Steers and resets waiting for the active run to end, in arrival order.
+    pub(crate) after_run: VecDeque<AfterRun>,
+    /// Idempotency keys of sends seen by this incarnation.
+    pub(crate) seen_keys: std::collections::HashMap<String, SeenKey>,
+    /// The status last announced on the project channel.
+    pub(crate) announced: Option<SessionStatus>,
+    /// Last request from outside (passivation counts idleness from it).
+    pub(crate) last_touch: tokio::time::Instant,
+    /// The passivation timer, while armed.
+    pub(crate) idle_timer: Option<TimerGuard>,
+    /// How the actor was started (consumed by `post_start`).
+    pub(crate) start_mode: Option<crate::session::StartMode>,
+    /// The supervisor, told when a run finishes.
+    pub(crate) project: Option<ractor::ActorRef<crate::project::ProjectMsg>>,
     pub(crate) _lease: Option<LeaseEntry>,
     pub(crate) _driver_release: Option<DriverRelease>,
 }
@@ -125,22 +217,95 @@ impl SessionState {
             fence,
             queue: VecDeque::new(),
             run: None,
+            after_run: VecDeque::new(),
+            seen_keys: Default::default(),
+            announced: None,
+            last_touch: tokio::time::Instant::now(),
+            idle_timer: None,
+            start_mode: None,
+            project: None,
             _lease: None,
             _driver_release: None,
         }
     }
 
-    fn write(&self, messages: Vec<Message>, with_meta: bool) -> SessionWrite {
-        SessionWrite {
-            tenant: self.meta.tenant.clone(),
-            session: self.meta.id,
-            fence: self.fence,
-            messages,
-            meta: with_meta.then(|| self.meta.clone()),
+    /// Remembers a send's idempotency key, with its receipt once it has one (a
+    /// steer reserves its key while it waits for the run to end); repeats that
+    /// already wait keep waiting.
+    pub(crate) fn remember_key(&mut self, key: String, receipt: Option<SendReceipt>) {
+        if self.seen_keys.len() >= SEEN_KEYS_CAP {
+            // The store remembers every key; only durable entries can go.
+            self.seen_keys.retain(|_, seen| !seen.committed);
+        }
+        let seen = self.seen_keys.entry(key).or_insert_with(|| SeenKey {
+            receipt: None,
+            committed: false,
+            waiters: Vec::new(),
+        });
+        if receipt.is_some() {
+            seen.receipt = receipt;
         }
     }
 
-    fn message(
+    /// A key's send is durable: answer the repeats that waited for it.
+    pub(crate) fn key_committed(&mut self, key: &str) {
+        if let Some(seen) = self.seen_keys.get_mut(key)
+            && let Some(receipt) = seen.receipt
+        {
+            seen.committed = true;
+            for w in seen.waiters.drain(..) {
+                let _ = w.send(Ok(receipt));
+            }
+        }
+    }
+
+    /// The status change a write makes, if it differs from the last announced one:
+    /// `(tenant, project, change)` for the project channel.
+    pub(crate) fn status_to_announce(
+        &mut self,
+        meta: Option<&SessionMeta>,
+    ) -> Option<(
+        sessiond_store::TenantId,
+        sessiond_store::ProjectId,
+        StatusChange,
+    )> {
+        let meta = meta?;
+        if self.announced == Some(meta.status) {
+            return None;
+        }
+        self.announced = Some(meta.status);
+        Some((
+            meta.tenant.clone(),
+            meta.project.clone(),
+            StatusChange::of(meta),
+        ))
+    }
+
+    /// Nothing to do: no run, nothing queued, nothing waiting.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.run.is_none() && self.queue.is_empty() && self.after_run.is_empty()
+    }
+
+    /// The status when no run is active.
+    pub(crate) fn rest_status(&self) -> SessionStatus {
+        if self.meta.paused {
+            SessionStatus::Paused
+        } else {
+            SessionStatus::Idle
+        }
+    }
+
+    pub(crate) fn write(&self, messages: Vec<Message>, with_meta: bool) -> SessionWrite {
+        SessionWrite::new(
+            self.meta.tenant.clone(),
+            self.meta.id,
+            self.fence,
+            messages,
+            with_meta.then(|| self.meta.clone()),
+        )
+    }
+
+    pub(crate) fn message(
         &mut self,
         run_id: Option<RunId>,
         role: Role,
@@ -162,54 +327,18 @@ impl SessionState {
         }
     }
 
-    /// After a restart: closes a run the previous incarnation left open (marking it
-    /// interrupted with a system message) and queues the durable prompts that never
-    /// ran. `log_after_prompt` is the log after the last run's prompt (or all of it).
-    pub(crate) fn restore(
-        &mut self,
-        log_after_prompt: &[Message],
-        now: TimestampMs,
-    ) -> Option<SessionWrite> {
-        let mut messages = Vec::new();
-        let mut changed = false;
-        if let Some(last) = self.meta.last_run.as_mut()
-            && last.outcome.is_none()
-        {
-            last.outcome = Some(RunOutcome::Interrupted);
-            last.ended_at_ms = Some(now);
-            let run_id = last.run_id;
-            self.meta.status = SessionStatus::Interrupted;
-            self.meta.updated_at_ms = now;
-            let note = format!("run {run_id} was interrupted: the session stopped while it ran");
-            messages.push(self.message(Some(run_id), Role::System, note, None, now));
-            changed = true;
-        } else if self.meta.status == SessionStatus::Running {
-            // Running with no open run: a status the old incarnation could not finish.
-            self.meta.status = SessionStatus::Idle;
-            changed = true;
-        }
-        let last_prompt = self.meta.last_run.as_ref().map_or(0, |r| r.prompt_seq);
-        for m in log_after_prompt {
-            if m.role == Role::User && m.seq > last_prompt {
-                self.queue.push_back(QueuedPrompt {
-                    run_id: m.run_id.unwrap_or_else(RunId::generate),
-                    seq: m.seq,
-                    prompt: m.content.clone(),
-                    committed: true,
-                });
-            }
-        }
-        changed.then(|| self.write(messages, true))
-    }
-
     /// Accepts a prompt: assigns its seq and run, queues it, and returns the write
     /// that makes it durable and the receipt to answer once it is.
+    /// A steered prompt goes `first` in the queue; `interrupted` names the run the
+    /// steer ended.
     pub(crate) fn accept_prompt(
         &mut self,
         prompt: String,
+        first: bool,
+        interrupted: Option<RunId>,
         now: TimestampMs,
     ) -> (SessionWrite, SendReceipt) {
-        let queued = self.run.is_some() || !self.queue.is_empty();
+        let queued = self.run.is_some() || !self.queue.is_empty() || self.meta.paused;
         let run_id = RunId::generate();
         let msg = self.message(Some(run_id), Role::User, prompt.clone(), None, now);
         self.meta.last_activity_ms = now;
@@ -218,13 +347,20 @@ impl SessionState {
             run_id,
             message_seq: msg.seq,
             queued,
+            interrupted_run_id: interrupted,
         };
-        self.queue.push_back(QueuedPrompt {
+        let entry = QueuedPrompt {
             run_id,
             seq: msg.seq,
             prompt,
             committed: false,
-        });
+        };
+        if first {
+            self.queue.push_front(entry);
+        } else {
+            self.queue.push_back(entry);
+        }
+        self.sync_queue();
         (self.write(vec![msg], true), receipt)
     }
 
@@ -238,10 +374,15 @@ impl SessionState {
     /// Takes the next prompt to run, when no run is active and the head of the queue
     /// is durable, and marks the session running. Returns the plan and the meta write.
     pub(crate) fn next_run(&mut self, now: TimestampMs) -> Option<(RunPlan, SessionWrite)> {
-        if self.run.is_some() || !self.queue.front().is_some_and(|p| p.committed) {
+        if self.run.is_some()
+            || self.meta.paused
+            || !self.after_run.is_empty()
+            || !self.queue.front().is_some_and(|p| p.committed)
+        {
             return None;
         }
         let p = self.queue.pop_front()?;
+        self.sync_queue();
         self.meta.status = SessionStatus::Running;
         self.meta.error = None;
         self.meta.last_run = Some(LastRun {
@@ -275,8 +416,13 @@ impl SessionState {
         tool: Option<ToolInfo>,
         now: TimestampMs,
     ) -> Option<SessionWrite> {
-        if self.run.as_ref().map(|r| r.run_id) != Some(run_id) {
-            return None;
+        let run = self.run.as_mut().filter(|r| r.run_id == run_id)?;
+        match (role, tool.as_ref().and_then(|t| t.call_id.as_ref())) {
+            (Role::ToolCall, Some(_)) => run.open_tools.extend(tool.clone()),
+            (Role::ToolResult, Some(id)) => {
+                run.open_tools.retain(|t| t.call_id.as_ref() != Some(id));
+            }
+            _ => {}
         }
         let (content, tool) = match (role, tool) {
             (Role::ToolResult, tool) => {
@@ -323,8 +469,23 @@ impl SessionState {
             DriverOutcome::Failed(e) => (RunOutcome::Failed, Some(e)),
         };
         let mut messages = Vec::new();
+        if outcome != RunOutcome::Completed {
+            for tool in std::mem::take(&mut run.open_tools) {
+                let (content, tool) = synthetic_tool_result(tool);
+                messages.push(self.message(
+                    Some(run_id),
+                    Role::ToolResult,
+                    content,
+                    Some(tool),
+                    now,
+                ));
+            }
+        }
         if let Some(e) = &error {
             let note = format!("run failed: {e}");
+            messages.push(self.message(Some(run_id), Role::System, note, None, now));
+        }
+        if let (RunOutcome::Aborted, Some(note)) = (outcome, run.cancel_note.take()) {
             messages.push(self.message(Some(run_id), Role::System, note, None, now));
         }
         self.meta.usage.add(&run.usage);
@@ -334,7 +495,7 @@ impl SessionState {
             last.ended_at_ms = Some(now);
             last.usage = run.usage;
         }
-        self.meta.status = SessionStatus::Idle;
+        self.meta.status = self.rest_status();
         self.meta.last_activity_ms = now;
         self.meta.updated_at_ms = now;
         Some((self.write(messages, true), waiters))
@@ -342,158 +503,6 @@ impl SessionState {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use sessiond_store::testing::conformance::{fresh_tenant, msg, new_meta};
+mod tests;
 
-    fn state() -> SessionState {
-        SessionState::new(new_meta(&fresh_tenant(), "p", None), 1)
-    }
-
-    fn fake_run(st: &mut SessionState, plan: &RunPlan) {
-        let token = CancellationToken::new();
-        st.run = Some(ActiveRun {
-            run_id: plan.run_id,
-            _guard: token.clone().drop_guard(),
-            token,
-            task: None,
-            usage: Usage::default(),
-            aborting: false,
-            abort_waiters: vec![],
-            events: 0,
-        });
-    }
-
-    #[test]
-    fn prompts_run_in_order_only_once_durable() {
-        let mut st = state();
-        let (w1, r1) = st.accept_prompt("one".into(), 1);
-        let (_, r2) = st.accept_prompt("two".into(), 2);
-        assert_eq!((r1.message_seq, r1.queued), (1, false));
-        assert_eq!((r2.message_seq, r2.queued), (2, true));
-        assert_eq!(w1.messages[0].role, Role::User);
-        assert!(st.next_run(3).is_none(), "not durable yet");
-        st.prompt_committed(r2.run_id);
-        assert!(
-            st.next_run(3).is_none(),
-            "the head is not durable: FIFO holds"
-        );
-        st.prompt_committed(r1.run_id);
-        let (plan, w) = st.next_run(3).unwrap();
-        assert_eq!(plan.run_id, r1.run_id);
-        assert_eq!(w.meta.unwrap().status, SessionStatus::Running);
-        fake_run(&mut st, &plan);
-        assert!(st.next_run(4).is_none(), "one run at a time");
-    }
-
-    #[test]
-    fn driver_output_gets_dense_seqs_and_end_sums_usage() {
-        let mut st = state();
-        let (_, r) = st.accept_prompt("hi".into(), 1);
-        st.prompt_committed(r.run_id);
-        let (plan, _) = st.next_run(2).unwrap();
-        fake_run(&mut st, &plan);
-        let w = st
-            .driver_message(plan.run_id, Role::Assistant, "echo: hi".into(), None, 3)
-            .unwrap();
-        assert_eq!(w.messages[0].seq, 2);
-        assert!(
-            st.driver_message(RunId::generate(), Role::Assistant, "late".into(), None, 3)
-                .is_none()
-        );
-        st.run.as_mut().unwrap().usage = Usage {
-            input_tokens: 1,
-            output_tokens: 2,
-            context_tokens: 0,
-            cost_usd: 0.5,
-        };
-        let (w, _) = st
-            .end_run(plan.run_id, DriverOutcome::Completed, 4)
-            .unwrap();
-        let meta = w.meta.unwrap();
-        assert_eq!(meta.status, SessionStatus::Idle);
-        assert_eq!(meta.usage.output_tokens, 2);
-        assert_eq!(meta.last_run.unwrap().outcome, Some(RunOutcome::Completed));
-        assert_eq!(st.next_seq, 3);
-    }
-
-    #[test]
-    fn a_queued_prompt_runs_after_the_previous_answer() {
-        let mut st = state();
-        let (_, r1) = st.accept_prompt("p1".into(), 1);
-        st.prompt_committed(r1.run_id);
-        let (plan1, _) = st.next_run(2).unwrap();
-        fake_run(&mut st, &plan1);
-        let (_, r2) = st.accept_prompt("p2".into(), 3); // seq 2, queued
-        let (_, r3) = st.accept_prompt("p3".into(), 3); // seq 3, queued
-        let a1 = st
-            .driver_message(plan1.run_id, Role::Assistant, "a1".into(), None, 4)
-            .unwrap(); // seq 4
-        st.end_run(plan1.run_id, DriverOutcome::Completed, 5)
-            .unwrap();
-        st.prompt_committed(r2.run_id);
-        st.prompt_committed(r3.run_id);
-        let (plan2, _) = st.next_run(6).unwrap();
-        let log = vec![
-            msg(1, Role::User, "p1"),
-            msg(2, Role::User, "p2"),
-            msg(3, Role::User, "p3"),
-            a1.messages[0].clone(),
-        ];
-        let history: Vec<_> = plan2.history(log).into_iter().map(|m| m.content).collect();
-        assert_eq!(history, vec!["p1", "a1", "p2"]);
-    }
-
-    #[test]
-    fn a_failed_run_leaves_a_system_note() {
-        let mut st = state();
-        let (_, r) = st.accept_prompt("hi".into(), 1);
-        st.prompt_committed(r.run_id);
-        let (plan, _) = st.next_run(2).unwrap();
-        fake_run(&mut st, &plan);
-        let (w, _) = st
-            .end_run(plan.run_id, DriverOutcome::Failed("boom".into()), 3)
-            .unwrap();
-        assert_eq!(w.messages[0].role, Role::System);
-        assert!(w.messages[0].content.contains("boom"));
-        assert_eq!(
-            w.meta.unwrap().last_run.unwrap().outcome,
-            Some(RunOutcome::Failed)
-        );
-    }
-
-    #[test]
-    fn restore_interrupts_the_open_run_and_requeues_unrun_prompts() {
-        let mut meta = new_meta(&fresh_tenant(), "p", None);
-        let run_id = RunId::generate();
-        meta.status = SessionStatus::Running;
-        meta.last_seq = 3;
-        meta.last_run = Some(LastRun {
-            run_id,
-            prompt_seq: 1,
-            outcome: None,
-            error: None,
-            started_at_ms: 1,
-            ended_at_ms: None,
-            usage: Usage::default(),
-        });
-        let mut st = SessionState::new(meta, 2);
-        let log = vec![
-            msg(2, Role::Assistant, "partial"),
-            msg(3, Role::User, "queued"),
-        ];
-        let w = st.restore(&log, 10).unwrap();
-        assert_eq!(w.messages[0].seq, 4);
-        assert_eq!(w.messages[0].role, Role::System);
-        let meta = w.meta.unwrap();
-        assert_eq!(meta.status, SessionStatus::Interrupted);
-        assert_eq!(
-            meta.last_run.unwrap().outcome,
-            Some(RunOutcome::Interrupted)
-        );
-        assert_eq!(st.queue.len(), 1);
-        assert_eq!(st.queue[0].seq, 3);
-        let (plan, _) = st.next_run(11).unwrap();
-        assert_eq!(plan.prompt, "queued");
-    }
-}
+pub(crate) use super::restore::synthetic_tool_result;

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -112,6 +113,16 @@ impl From<QueryRejection> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
         Error::InvalidRequest(format!("invalid path: {}", lower_first(r.body_text()))).into()
+    }
+}
+
+impl From<WebSocketUpgradeRejection> for ApiError {
+    fn from(r: WebSocketUpgradeRejection) -> Self {
+        Error::InvalidRequest(format!(
+            "expected a WebSocket upgrade: {}",
+            lower_first(r.body_text())
+        ))
+        .into()
     }
 }
 

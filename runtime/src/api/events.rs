@@ -14,7 +14,7 @@ use futures::{Stream, StreamExt};
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery};
-use super::model::{EventsQuery, MessageView, StatusView};
+use super::model::{EventsQuery, LaggedView, MessageView, StalledView, StatusView};
 use super::sessions::session_id;
 use crate::error::Error;
 use crate::events::SessionEvent;
@@ -40,6 +40,17 @@ fn to_sse(item: crate::error::Result<SessionEvent>) -> Event {
         Ok(SessionEvent::Status(s)) => Event::default()
             .event("status")
             .json_data(StatusView::from(s)),
+        Ok(SessionEvent::Lagged { after_seq }) => {
+            Event::default().event("lagged").json_data(LaggedView {
+                after_seq: *after_seq,
+            })
+        }
+        Ok(SessionEvent::Stalled { run_id, idle_ms }) => {
+            Event::default().event("stalled").json_data(StalledView {
+                run_id: run_id.as_uuid(),
+                idle_ms: *idle_ms,
+            })
+        }
         Err(e) => Event::default()
             .event("error")
             .json_data(ApiError::from(e.clone()).body()),

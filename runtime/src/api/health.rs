@@ -1,11 +1,11 @@
-//! Liveness and readiness.
+//! Liveness, readiness and what the node holds.
 
 use axum::Json;
 use axum::extract::State;
 
 use super::AppState;
 use super::error::ApiResult;
-use super::model::Health;
+use super::model::{Health, NodeView};
 
 fn health(state: &AppState) -> Health {
     Health {
@@ -24,4 +24,11 @@ pub(super) async fn healthz(State(state): State<AppState>) -> Json<Health> {
 pub(super) async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
     state.node.ready().await?;
     Ok(Json(health(&state)))
+}
+
+/// `GET /v1/node`: this node's id, store and session counts (resident here, stored
+/// for its tenant).
+pub(super) async fn node(State(state): State<AppState>) -> ApiResult<Json<NodeView>> {
+    let info = state.node.info(&state.node.config().tenant).await?;
+    Ok(Json(info.into()))
 }

@@ -1,4 +1,5 @@
-//! Session routes: create, get, send, history, abort.
+//! Session routes: create, get, send, history, abort, permission answers. The
+//! lifecycle routes (steer, pause, patch, ...) are in `lifecycle`.
 
 use axum::Json;
 use axum::extract::State;
@@ -35,6 +36,9 @@ fn new_session(state: &AppState, req: &CreateSessionRequest) -> Result<NewSessio
     if let Some(cwd) = &req.cwd {
         validate::cwd(cwd)?;
     }
+    validate::max_turns(req.max_turns)?;
+    validate::auto_compact_keep(req.auto_compact_keep)?;
+    validate::idempotency_key(req.idempotency_key.as_deref())?;
     Ok(NewSession {
         key: req.key.clone().map(SessionKey::new).transpose()?,
         label: req.label.clone(),
@@ -45,8 +49,15 @@ fn new_session(state: &AppState, req: &CreateSessionRequest) -> Result<NewSessio
         config: SessionConfig {
             env,
             cwd: req.cwd.clone(),
-            ..SessionConfig::default()
+            thinking: req.thinking,
+            max_turns: req.max_turns,
+            // 0 means off, as in a patch; stored as "not set" because the session
+            // compacts whenever the context reaches a set threshold.
+            auto_compact_tokens: req.auto_compact_tokens.filter(|&t| t > 0),
+            auto_compact_keep: req.auto_compact_keep,
         },
+        parent_id: req.parent_id.map(SessionId::from_uuid),
+        idempotency_key: req.idempotency_key.clone(),
     })
 }
 
@@ -92,13 +103,28 @@ pub(super) async fn send(
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<SendRequest>,
 ) -> ApiResult<(StatusCode, Json<SendResponse>)> {
-    let id = session_id(&id)?;
+    let receipt = send_prompt(&state, session_id(&id)?, req).await?;
+    Ok((StatusCode::ACCEPTED, Json(receipt)))
+}
+
+/// Checks and sends a prompt: the send of the HTTP route and of the WebSocket.
+pub(super) async fn send_prompt(
+    state: &AppState,
+    id: SessionId,
+    req: SendRequest,
+) -> Result<SendResponse, Error> {
     validate::prompt(&state.node.config().limits, &req.prompt)?;
+    validate::idempotency_key(req.idempotency_key.as_deref())?;
     let receipt = state
         .node
-        .send(&state.node.config().tenant, id, req.prompt)
+        .send(
+            &state.node.config().tenant,
+            id,
+            req.prompt,
+            req.idempotency_key,
+        )
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(receipt.into())))
+    Ok(receipt.into())
 }
 
 /// Default history page size.
@@ -138,12 +164,22 @@ pub(super) async fn abort(
 ) -> ApiResult<Json<AbortResponse>> {
     let id = session_id(&id)?;
     let req: AbortRequest = body.json_or_default()?;
+    Ok(Json(abort_run(&state, id, req).await?))
+}
+
+/// Aborts the active run (or only `req.run_id`): the abort of the HTTP route and
+/// of the WebSocket.
+pub(super) async fn abort_run(
+    state: &AppState,
+    id: SessionId,
+    req: AbortRequest,
+) -> Result<AbortResponse, Error> {
     let run_id = req.run_id.map(sessiond_store::RunId::from_uuid);
     let reply = state
         .node
         .abort(&state.node.config().tenant, id, run_id)
         .await?;
-    Ok(Json(reply.into()))
+    Ok(reply.into())
 }
 
 /// `POST /v1/sessions/{id}/permissions/{request_id}` with the driver's answer

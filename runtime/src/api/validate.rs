@@ -2,6 +2,8 @@
 //! prefixes. Each rule answers with an error that names the field.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::ops::RangeInclusive;
 
 use crate::config::Limits;
 use crate::error::Error;
@@ -122,6 +124,55 @@ pub fn cwd(cwd: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// An optional idempotency key: 1 to 128 of `A-Za-z0-9._:-` (it becomes part of
+/// store keys, so its alphabet is closed).
+pub fn idempotency_key(key: Option<&str>) -> Result<(), Error> {
+    match key {
+        Some(k) if !sessiond_store::valid_idempotency_key(k) => {
+            Err(Error::InvalidRequest(format!(
+                "idempotency_key must be 1 to {} characters of A-Za-z0-9._:-",
+                sessiond_store::session_store::MAX_IDEMPOTENCY_KEY_LEN
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A number inside `range`; the error names `field`.
+pub fn within<T>(field: &str, value: T, range: RangeInclusive<T>) -> Result<T, Error>
+where
+    T: PartialOrd + Display + Copy,
+{
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(Error::InvalidRequest(format!(
+            "{field} must be between {} and {}",
+            range.start(),
+            range.end()
+        )))
+    }
+}
+
+/// Most messages a compaction (manual or automatic) may keep.
+pub const MAX_KEEP_LAST: u64 = 1_000_000;
+
+/// `max_turns`: at least 1 (zero turns would make every run a no-op).
+pub fn max_turns(turns: Option<u32>) -> Result<(), Error> {
+    if turns == Some(0) {
+        return Err(Error::InvalidRequest("max_turns must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// `auto_compact_keep`: at most [`MAX_KEEP_LAST`], like a manual compaction.
+pub fn auto_compact_keep(keep: Option<u64>) -> Result<(), Error> {
+    if let Some(k) = keep {
+        within("auto_compact_keep", k, 0..=MAX_KEEP_LAST)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +218,21 @@ mod tests {
             .map(|i| (format!("V{i}"), String::new()))
             .collect();
         assert!(env(&many).is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_and_ranges() {
+        assert!(idempotency_key(None).is_ok());
+        assert!(idempotency_key(Some("retry-1:a.b_c")).is_ok());
+        assert!(idempotency_key(Some("")).is_err());
+        assert!(idempotency_key(Some("has space")).is_err());
+        assert!(idempotency_key(Some(&"k".repeat(129))).is_err());
+        assert_eq!(within("limit", 5, 1..=100).unwrap(), 5);
+        let err = within("limit", 0, 1..=100).unwrap_err();
+        assert_eq!(err.to_string(), "limit must be between 1 and 100");
+        assert!(max_turns(Some(0)).is_err());
+        assert!(max_turns(Some(1)).is_ok());
+        assert!(auto_compact_keep(Some(MAX_KEEP_LAST + 1)).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! In-memory backend: the reference implementation of every trait, for tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,9 +12,11 @@ use crate::error::Result;
 use crate::fanout::LocalBus;
 use crate::ids::{NodeId, ProjectId, SessionId, SessionKey, TenantId};
 use crate::lease_store::{LeaseGrant, LeaseRef, LeaseStore};
-use crate::records::{Message, SessionMeta, TimestampMs};
+use crate::node_registry::{NodeRecord, NodeRegistry};
+use crate::records::{Message, RetentionPolicy, SessionMeta, TimestampMs, now_ms};
 use crate::session_store::{
-    CommitOutcome, CreateOutcome, SessionStore, SessionWrite, new_messages,
+    CommitOutcome, CreateOutcome, DeleteOutcome, IdempotencyRecord, IdempotencyScope, SessionStore,
+    SessionWrite, new_messages,
 };
 
 type Sid = (TenantId, SessionId);
@@ -26,6 +28,60 @@ struct State {
     index: HashMap<(TenantId, ProjectId), BTreeMap<SessionId, TimestampMs>>,
     fences: HashMap<Sid, u64>,
     leases: HashMap<Sid, (NodeId, u64, Instant)>,
+    /// Archived messages by seq, with the archive's expiry (wall clock, ms).
+    archives: HashMap<Sid, (BTreeMap<u64, Message>, TimestampMs)>,
+    idempotency: HashMap<(TenantId, IdempotencyScope, String), (String, TimestampMs)>,
+    retention: HashMap<(TenantId, ProjectId), RetentionPolicy>,
+    projects: HashMap<TenantId, BTreeSet<ProjectId>>,
+    nodes: BTreeMap<NodeId, (NodeRecord, BTreeSet<(TenantId, SessionId)>)>,
+}
+
+impl State {
+    /// Moves live messages with seq <= `upto` of a session into its archive.
+    fn archive(&mut self, sid: &Sid, upto: u64, ttl_ms: u64) {
+        let Some((_, log)) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        let cut = log.partition_point(|m| m.seq <= upto);
+        let moved: Vec<Message> = log.drain(..cut).collect();
+        let now = now_ms();
+        let (arch, expires) = self
+            .archives
+            .entry(sid.clone())
+            .or_insert_with(|| (BTreeMap::new(), 0));
+        if *expires <= now {
+            arch.clear();
+        }
+        *expires = now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+        arch.extend(moved.into_iter().map(|m| (m.seq, m)));
+    }
+
+    /// The answer remembered for a key, dropping it once expired.
+    fn remembered(&mut self, key: &(TenantId, IdempotencyScope, String)) -> Option<String> {
+        match self.idempotency.get(key) {
+            Some((answer, expires)) if *expires > now_ms() => Some(answer.clone()),
+            Some(_) => {
+                self.idempotency.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn claim(
+        &mut self,
+        tenant: &TenantId,
+        scope: &IdempotencyScope,
+        r: &IdempotencyRecord,
+    ) -> Option<String> {
+        let key = (tenant.clone(), scope.clone(), r.key.clone());
+        if let Some(first) = self.remembered(&key) {
+            return Some(first);
+        }
+        let expires = now_ms().saturating_add(i64::try_from(r.ttl_ms).unwrap_or(i64::MAX));
+        self.idempotency.insert(key, (r.answer.clone(), expires));
+        None
+    }
 }
 
 /// Everything in one mutex; nothing is awaited while it is held.
@@ -42,6 +98,7 @@ pub fn memory() -> Backend {
         sessions: Arc::new(store.clone()),
         leases: Arc::new(store.clone()),
         bus: Arc::new(store.bus.clone()),
+        nodes: Arc::new(store.clone()),
         kind: "memory",
     }
 }
@@ -75,6 +132,10 @@ impl SessionStore for MemoryStore {
             .entry((meta.tenant.clone(), meta.project.clone()))
             .or_default()
             .insert(meta.id, meta.last_activity_ms);
+        st.projects
+            .entry(meta.tenant.clone())
+            .or_default()
+            .insert(meta.project.clone());
         Ok(CreateOutcome::Created)
     }
 
@@ -158,7 +219,7 @@ impl SessionStore for MemoryStore {
                     continue;
                 };
                 log.extend_from_slice(fresh);
-                let last_seq = log.last().map_or(0, |m| m.seq);
+                let last_seq = meta.last_seq + fresh.len() as u64;
                 meta.last_seq = last_seq;
                 let mut stored_meta = None;
                 if let Some(new_meta) = &w.meta {
@@ -168,8 +229,16 @@ impl SessionStore for MemoryStore {
                 }
                 let activity = meta.last_activity_ms;
                 let project = meta.project.clone();
-                if let Some(idx) = st.index.get_mut(&(w.tenant.clone(), project)) {
-                    idx.insert(w.session, activity);
+                if let Some(a) = &w.archive {
+                    st.archive(&sid, a.upto_seq, a.ttl_ms);
+                }
+                if let Some(r) = &w.idempotency {
+                    st.claim(&w.tenant, &IdempotencyScope::Session(w.session), r);
+                }
+                if let Some(idx) = st.index.get_mut(&(w.tenant.clone(), project))
+                    && let Some(at) = idx.get_mut(&w.session)
+                {
+                    *at = (*at).max(activity);
                 }
                 announcements.push((w, fresh.to_vec(), stored_meta));
                 outcomes.push(CommitOutcome::Committed { last_seq });
@@ -179,6 +248,114 @@ impl SessionStore for MemoryStore {
             announce_commit(&self.bus, w, &fresh, meta.as_ref()).await;
         }
         Ok(outcomes)
+    }
+
+    async fn delete_session(
+        &self,
+        tenant: &TenantId,
+        id: SessionId,
+        fence: u64,
+        archive_ttl_ms: Option<u64>,
+    ) -> Result<DeleteOutcome> {
+        let mut st = self.lock();
+        let sid = (tenant.clone(), id);
+        let Some((meta, _)) = st.sessions.get(&sid) else {
+            return Ok(DeleteOutcome::Missing);
+        };
+        if st.fences.get(&sid).copied().unwrap_or(0) != fence {
+            return Ok(DeleteOutcome::Fenced);
+        }
+        let (project, key) = (meta.project.clone(), meta.key.clone());
+        match archive_ttl_ms {
+            Some(ttl) => st.archive(&sid, u64::MAX, ttl),
+            None => {
+                st.archives.remove(&sid);
+            }
+        }
+        st.sessions.remove(&sid);
+        st.fences.remove(&sid);
+        st.leases.remove(&sid);
+        if let Some(idx) = st.index.get_mut(&(tenant.clone(), project.clone())) {
+            idx.remove(&id);
+        }
+        if let Some(key) = key {
+            let k = (tenant.clone(), project, key);
+            if st.keys.get(&k) == Some(&id) {
+                st.keys.remove(&k);
+            }
+        }
+        Ok(DeleteOutcome::Deleted)
+    }
+
+    async fn read_archive(
+        &self,
+        tenant: &TenantId,
+        id: SessionId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let st = self.lock();
+        Ok(match st.archives.get(&(tenant.clone(), id)) {
+            Some((arch, expires)) if *expires > now_ms() => arch
+                .range(after_seq.saturating_add(1)..)
+                .take(limit)
+                .map(|(_, m)| m.clone())
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    async fn idempotent_answer(
+        &self,
+        tenant: &TenantId,
+        scope: &IdempotencyScope,
+        key: &str,
+    ) -> Result<Option<String>> {
+        Ok(self
+            .lock()
+            .remembered(&(tenant.clone(), scope.clone(), key.to_string())))
+    }
+
+    async fn claim_idempotency(
+        &self,
+        tenant: &TenantId,
+        scope: &IdempotencyScope,
+        record: &IdempotencyRecord,
+    ) -> Result<Option<String>> {
+        Ok(self.lock().claim(tenant, scope, record))
+    }
+
+    async fn retention(
+        &self,
+        tenant: &TenantId,
+        project: &ProjectId,
+    ) -> Result<Option<RetentionPolicy>> {
+        Ok(self
+            .lock()
+            .retention
+            .get(&(tenant.clone(), project.clone()))
+            .copied())
+    }
+
+    async fn set_retention(
+        &self,
+        tenant: &TenantId,
+        project: &ProjectId,
+        policy: &RetentionPolicy,
+    ) -> Result<()> {
+        self.lock()
+            .retention
+            .insert((tenant.clone(), project.clone()), *policy);
+        Ok(())
+    }
+
+    async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<ProjectId>> {
+        Ok(self
+            .lock()
+            .projects
+            .get(tenant)
+            .map(|p| p.iter().cloned().collect())
+            .unwrap_or_default())
     }
 }
 
@@ -245,5 +422,59 @@ impl LeaseStore for MemoryStore {
             .get(&(tenant.clone(), session))
             .filter(|(_, _, expires)| *expires > Instant::now())
             .map(|(owner, _, _)| owner.clone()))
+    }
+}
+
+#[async_trait]
+impl NodeRegistry for MemoryStore {
+    async fn heartbeat(&self, node: &NodeRecord) -> Result<()> {
+        let mut st = self.lock();
+        let entry = st
+            .nodes
+            .entry(node.id.clone())
+            .or_insert_with(|| (node.clone(), BTreeSet::new()));
+        entry.0 = node.clone();
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        Ok(self.lock().nodes.values().map(|(r, _)| r.clone()).collect())
+    }
+
+    async fn remove_node(&self, node: &NodeId) -> Result<()> {
+        self.lock().nodes.remove(node);
+        Ok(())
+    }
+
+    async fn add_held(&self, node: &NodeId, tenant: &TenantId, session: SessionId) -> Result<()> {
+        let mut st = self.lock();
+        // Held sessions of a node with no heartbeat yet still count (it is starting).
+        let entry = st
+            .nodes
+            .entry(node.clone())
+            .or_insert_with(|| (NodeRecord::unannounced(node), BTreeSet::new()));
+        entry.1.insert((tenant.clone(), session));
+        Ok(())
+    }
+
+    async fn remove_held(
+        &self,
+        node: &NodeId,
+        tenant: &TenantId,
+        session: SessionId,
+    ) -> Result<()> {
+        if let Some((_, held)) = self.lock().nodes.get_mut(node) {
+            held.remove(&(tenant.clone(), session));
+        }
+        Ok(())
+    }
+
+    async fn held(&self, node: &NodeId) -> Result<Vec<(TenantId, SessionId)>> {
+        Ok(self
+            .lock()
+            .nodes
+            .get(node)
+            .map(|(_, held)| held.iter().cloned().collect())
+            .unwrap_or_default())
     }
 }

@@ -1,22 +1,28 @@
-//! Redis backend: sessions, leases and the event bus on one Redis, or a Redis
-//! Cluster (7.0 or newer: sharded pub/sub), through redis-rs connections speaking
-//! RESP3 (`ConnectionManager`s, or `ClusterConnection`s).
+//! Redis backend: sessions, leases, the node registry and the event bus on one Redis,
+//! or a Redis Cluster (7.0 or newer: sharded pub/sub), through redis-rs connections
+//! speaking RESP3 (`ConnectionManager`s, or `ClusterConnection`s).
 //!
 //! Every write that must be atomic is a Lua script on the keys of one session (one
 //! hash tag, so one Redis Cluster slot); project-level keys are changed by commands
-//! of their own (`:idx` in the same round trip as the scripts, a `:keys` claim just
-//! before the session is stored). Commits publish their bus
-//! events from inside the append script (SPUBLISH), so an event is never seen before
-//! what it announces is durable.
+//! of their own (`:idx` and `sd:<t>:projects` in the same round trip as the scripts,
+//! a `:keys` claim just before the session is stored; a delete's `:idx` and `:keys`
+//! removals just after its script). Commits publish their bus events from inside the
+//! append script (SPUBLISH), so an event is never seen before what it announces is
+//! durable. A write's archive move and idempotency key are in its append script.
 //!
 //! # Layout
-//! - `keys`: key names (the layout of DESIGN.md §5 plus `:keys`)
+//! - `keys`: key names (the layout of DESIGN.md §5 plus `:keys`, `:idem:<key>`,
+//!   `:retention` and `sd:<t>:projects`)
 //! - `conn`: the command connection, the scripts, batches in one round trip
 //! - `payload`: the bus payloads the append script splices together
 //! - `sessions`, `leases`: `SessionStore` and `LeaseStore` on the scripts
+//! - `nodes`: `NodeRegistry` on `sd:nodes` and two keys per node, single-key commands
+//! - `lifecycle`: the rest of `SessionStore` (delete, archive reads, idempotency
+//!   keys, retention policies, the project list)
 //! - `bus`: `EventBus` over RESP3 push messages, fanned out per channel
-//! - `*.lua`: the scripts (`append`, `create`, `claim_key`, `release_key`,
-//!   `acquire`, `renew`, `release`)
+//! - `*.lua`: the scripts (`append`, `create`, `delete`, `claim_key`,
+//!   `release_key`, `acquire`, `renew`, `release`; `archive` is the archive move
+//!   `append` and `delete` share)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +38,8 @@ mod bus;
 mod conn;
 mod keys;
 mod leases;
+mod lifecycle;
+mod nodes;
 mod payload;
 mod sessions;
 #[cfg(all(test, feature = "testing"))]
@@ -95,8 +103,9 @@ pub async fn connect_redis_with(url: &str, options: &RedisOptions) -> Result<Bac
     let store = RedisStore::new(conn).await?;
     Ok(Backend {
         sessions: Arc::new(store.clone()),
-        leases: Arc::new(store),
+        leases: Arc::new(store.clone()),
         bus: Arc::new(bus),
+        nodes: Arc::new(store),
         kind: "redis",
     })
 }
@@ -167,7 +176,7 @@ fn cluster_seeds(url: &str) -> Option<Vec<String>> {
     )
 }
 
-/// `SessionStore` and `LeaseStore` on one command connection.
+/// `SessionStore`, `LeaseStore` and `NodeRegistry` on one command connection.
 #[derive(Clone)]
 struct RedisStore {
     inner: Arc<Shared>,

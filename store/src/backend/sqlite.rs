@@ -9,7 +9,10 @@
 //! - `schema`: connection settings, tables, migrations (`PRAGMA user_version`)
 //! - `writer`: the batching writer thread and its per-request savepoints
 //! - `ops`: the mutations the writer runs (create, commit, leases)
+//! - `lifecycle`: the other mutations (archive moves, delete, idempotency keys,
+//!   retention policies, the sweep of expired rows)
 //! - `reads`: the read connections and queries
+//! - `nodes`: `NodeRegistry` on its two tables (heartbeats, sessions held per node)
 
 use std::fmt::Display;
 use std::path::Path;
@@ -24,9 +27,14 @@ use crate::error::{Result, StoreError};
 use crate::fanout::LocalBus;
 use crate::ids::{NodeId, ProjectId, SessionId, SessionKey, TenantId};
 use crate::lease_store::{LeaseGrant, LeaseRef, LeaseStore};
-use crate::records::{Message, SessionMeta, TimestampMs};
-use crate::session_store::{CommitOutcome, CreateOutcome, SessionStore, SessionWrite};
+use crate::records::{Message, RetentionPolicy, SessionMeta, TimestampMs};
+use crate::session_store::{
+    CommitOutcome, CreateOutcome, DeleteOutcome, IdempotencyRecord, IdempotencyScope, SessionStore,
+    SessionWrite,
+};
 
+mod lifecycle;
+mod nodes;
 mod ops;
 mod reads;
 mod schema;
@@ -43,8 +51,9 @@ pub async fn open_sqlite(path: &Path) -> Result<Backend> {
     Ok(SqliteStore::open(path).await?.backend())
 }
 
-/// The SQLite store: sessions and leases in one file. Cheap to clone (shared handle);
-/// the writer thread stops and the file closes when the last clone is dropped.
+/// The SQLite store: sessions, leases and the node registry in one file. Cheap to
+/// clone (shared handle); the writer thread stops and the file closes when the last
+/// clone is dropped.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -92,6 +101,7 @@ impl SqliteStore {
             sessions: Arc::new(self.clone()),
             leases: Arc::new(self.clone()),
             bus: Arc::new(self.inner.bus.clone()),
+            nodes: Arc::new(self.clone()),
             kind: "sqlite",
         }
     }
@@ -118,6 +128,14 @@ fn sql_id(id: SessionId) -> [u8; 16] {
 
 fn session_id(bytes: [u8; 16]) -> SessionId {
     SessionId::from_uuid(uuid::Uuid::from_bytes(bytes))
+}
+
+/// An idempotency scope as stored: `s:<session id>` or `p:<project>`.
+fn scope_text(scope: &IdempotencyScope) -> String {
+    match scope {
+        IdempotencyScope::Session(id) => format!("s:{id}"),
+        IdempotencyScope::Project(p) => format!("p:{p}"),
+    }
 }
 
 /// SQLite integers are i64; larger values (never seen in practice) saturate.
@@ -215,6 +233,98 @@ impl SessionStore for SqliteStore {
             outcomes.push(a.outcome);
         }
         Ok(outcomes)
+    }
+
+    async fn delete_session(
+        &self,
+        tenant: &TenantId,
+        id: SessionId,
+        fence: u64,
+        archive_ttl_ms: Option<u64>,
+    ) -> Result<DeleteOutcome> {
+        let tenant = tenant.clone();
+        self.inner
+            .writer
+            .call(move |conn| lifecycle::delete_session(conn, &tenant, id, fence, archive_ttl_ms))
+            .await
+    }
+
+    async fn read_archive(
+        &self,
+        tenant: &TenantId,
+        id: SessionId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let tenant = tenant.clone();
+        self.inner
+            .reads
+            .with(move |conn| reads::read_archive(conn, &tenant, id, after_seq, limit))
+            .await
+    }
+
+    async fn idempotent_answer(
+        &self,
+        tenant: &TenantId,
+        scope: &IdempotencyScope,
+        key: &str,
+    ) -> Result<Option<String>> {
+        let (tenant, scope, key) = (tenant.clone(), scope.clone(), key.to_owned());
+        self.inner
+            .reads
+            .with(move |conn| reads::idempotent_answer(conn, &tenant, &scope, &key))
+            .await
+    }
+
+    async fn claim_idempotency(
+        &self,
+        tenant: &TenantId,
+        scope: &IdempotencyScope,
+        record: &IdempotencyRecord,
+    ) -> Result<Option<String>> {
+        let (tenant, scope, record) = (tenant.clone(), scope.clone(), record.clone());
+        self.inner
+            .writer
+            .call(move |conn| {
+                let first = lifecycle::claim_idempotency(conn, &tenant, &scope, &record)?;
+                lifecycle::sweep_expired(conn, crate::records::now_ms())?;
+                Ok(first)
+            })
+            .await
+    }
+
+    async fn retention(
+        &self,
+        tenant: &TenantId,
+        project: &ProjectId,
+    ) -> Result<Option<RetentionPolicy>> {
+        let (tenant, project) = (tenant.clone(), project.clone());
+        self.inner
+            .reads
+            .with(move |conn| reads::retention(conn, &tenant, &project))
+            .await
+    }
+
+    async fn set_retention(
+        &self,
+        tenant: &TenantId,
+        project: &ProjectId,
+        policy: &RetentionPolicy,
+    ) -> Result<()> {
+        let (tenant, project) = (tenant.clone(), project.clone());
+        let encoded = codec::encode(policy)?;
+        self.inner
+            .writer
+            .call(move |conn| lifecycle::set_retention(conn, &tenant, &project, &encoded))
+            .await
+    }
+
+    async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<ProjectId>> {
+        let tenant = tenant.clone();
+        self.inner
+            .reads
+            .with(move |conn| reads::list_projects(conn, &tenant))
+            .await
     }
 }
 

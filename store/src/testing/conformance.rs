@@ -1,6 +1,12 @@
 //! The conformance suites: what every backend of each store trait must do. Each
 //! backend's test file calls these with a fresh backend; ids are fresh per call, so a
 //! shared server is fine.
+//!
+//! # Layout
+//! - this file: sessions (create, keys, log, fencing, group commit), leases, the bus
+//! - `lifecycle`: archive moves and expiry, idempotency keys, delete, retention
+//!   policies, the project list
+//! - `nodes`: the node registry (heartbeats, held sessions) and the node inbox
 
 use std::time::Duration;
 
@@ -11,6 +17,15 @@ use crate::ids::*;
 use crate::lease_store::{LeaseGrant, LeaseRef};
 use crate::records::*;
 use crate::session_store::{CommitOutcome, CreateOutcome, SessionWrite};
+
+mod lifecycle;
+mod nodes;
+
+pub use lifecycle::{
+    archive_expiry_suite, archive_on_commit_suite, delete_suite, idempotency_suite,
+    retention_and_projects_suite, session_lifecycle_suite,
+};
+pub use nodes::node_registry_suite;
 
 /// A tenant no other test uses.
 pub fn fresh_tenant() -> TenantId {
@@ -38,6 +53,10 @@ pub fn new_meta(tenant: &TenantId, project: &str, key: Option<&str>) -> SessionM
         config: SessionConfig::default(),
         driver_state: Default::default(),
         last_seq: 0,
+        archived_upto: 0,
+        paused: false,
+        queued: Vec::new(),
+        queue_tracked: true,
         created_at_ms: now,
         updated_at_ms: now,
         last_activity_ms: now,
@@ -64,6 +83,8 @@ fn write(meta: &SessionMeta, fence: u64, messages: Vec<Message>) -> SessionWrite
         fence,
         messages,
         meta: None,
+        archive: None,
+        idempotency: None,
     }
 }
 

@@ -335,3 +335,49 @@ async fn acp_agent_process_stops_with_its_session() {
     })
     .await;
 }
+
+/// Waits until process `pid` is gone (a zombie waiting for init counts as gone).
+async fn wait_process_gone(pid: u64) {
+    let proc_dir = format!("/proc/{pid}");
+    wait_until("the agent process is gone", NODE_DEADLINE, || async {
+        let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap_or_default();
+        (status.is_empty() || status.contains("State:\tZ")).then_some(())
+    })
+    .await;
+}
+
+/// Passivation stops the agent's process with the idle session's actor; the next
+/// prompt starts a new one and the conversation goes on (session/load).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passivation_stops_the_agent_process_and_the_next_prompt_starts_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("[session]\nidle_after_ms = 500\n{}", acp_config("deny"));
+    let server = Server::start_with_config(dir.path(), &config);
+    let api = server.api();
+    let id = api.create("demo", json!({"driver": "agent"})).await;
+    let pid = agent_pid(&api, &id).await;
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "the agent runs"
+    );
+    wait_process_gone(pid).await;
+    let node = api.fetch("/v1/node").await;
+    assert_eq!(node["resident_sessions"], 0, "the session was passivated");
+    let again = agent_pid(&api, &id).await;
+    assert_ne!(again, pid, "a new agent process");
+}
+
+/// Deleting a session stops its agent's process at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_stops_the_agent_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_config(dir.path(), &acp_config("deny"));
+    let api = server.api();
+    let id = api.create("demo", json!({"driver": "agent"})).await;
+    let pid = agent_pid(&api, &id).await;
+    let del = api
+        .raw(reqwest::Method::DELETE, &format!("/v1/sessions/{id}"), None)
+        .await;
+    assert_eq!(del.status, 204, "{:?}", del.body);
+    wait_process_gone(pid).await;
+}

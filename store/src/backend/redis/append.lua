@@ -1,12 +1,17 @@
 -- Appends one SessionWrite (DESIGN.md §5), atomically, on one session's slot.
--- KEYS[1] meta hash, KEYS[2] log stream, KEYS[3] fence string
+-- KEYS[1] meta hash, KEYS[2] log stream, KEYS[3] fence string, KEYS[4] archive
+-- stream, KEYS[5] (only with an idempotency record) the session's idempotency key
 -- ARGV[1] writer's fence token
 -- ARGV[2] session channel (same {sid} tag as the keys, so SPUBLISH stays in the slot)
 -- ARGV[3] n, the number of messages; then n pairs: seq, encoded message
 -- then: encoded meta ("" for none), Messages prefix, Messages suffix,
---       Status prefix, Status suffix (see payload.rs)
+--       Status prefix, Status suffix (see payload.rs),
+--       archive up to seq ("" for none), archive ttl ms,
+--       idempotency answer, idempotency ttl ms (both "" without KEYS[5])
 -- Returns {'OK', last_seq} | {'GAP', last_seq} | {'FENCED'} | {'MISSING'}.
--- Nothing is written unless the answer is OK; the checks all come first.
+-- Nothing is written unless the answer is OK; the checks all come first, and what
+-- follows cannot fail (Rust bounds the ttls), so an OK write is whole.
+-- Order: messages, archive move, meta, idempotency key.
 local last = redis.call('HGET', KEYS[1], 'last_seq')
 if not last then
   return {'MISSING'}
@@ -74,6 +79,10 @@ if fresh > 0 then
     ARGV[rest + 1] .. header .. table.concat(bodies) .. ARGV[rest + 2])
 end
 
+if ARGV[rest + 5] ~= '' then
+  archive_upto(KEYS[2], KEYS[4], ARGV[rest + 5], ARGV[rest + 6])
+end
+
 local meta = ARGV[rest]
 if meta ~= '' then
   redis.call('HSET', KEYS[1], 'rec', meta)
@@ -91,5 +100,10 @@ if meta ~= '' then
     seq = '\207' .. be(last, 8)
   end
   redis.call('SPUBLISH', ARGV[2], ARGV[rest + 3] .. seq .. ARGV[rest + 4])
+end
+
+-- NX: a key already remembered keeps its first answer.
+if KEYS[5] then
+  redis.call('SET', KEYS[5], ARGV[rest + 7], 'NX', 'PX', ARGV[rest + 8])
 end
 return {'OK', last}

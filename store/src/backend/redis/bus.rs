@@ -1,5 +1,6 @@
 //! `EventBus` on Redis pub/sub: SSUBSCRIBE/SPUBLISH for session channels (sharded:
-//! same slot as the session's keys), SUBSCRIBE/PUBLISH for project channels.
+//! same slot as the session's keys), SUBSCRIBE/PUBLISH for the others (project
+//! channels, node inboxes).
 //!
 //! One RESP3 connection of the node carries every subscription; its push messages
 //! are routed by channel name to a [`Fanout`], so a node holds one upstream
@@ -34,7 +35,7 @@ pub(super) enum Subs {
     /// A `ConnectionManager` with a push sender and automatic resubscription.
     Single(ConnectionManager),
     /// A cluster connection with a push sender: each channel lives on the node that
-    /// owns its slot (sharded) or on any node (project channels).
+    /// owns its slot (sharded) or on any node (project channels, node inboxes).
     Cluster(ClusterConnection),
 }
 

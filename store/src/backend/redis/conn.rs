@@ -48,6 +48,7 @@ impl ConnectionLike for Conn {
 pub(super) struct Scripts {
     pub(super) append: Script,
     pub(super) create: Script,
+    pub(super) delete: Script,
     pub(super) claim_key: Script,
     pub(super) release_key: Script,
     pub(super) acquire: Script,
@@ -58,8 +59,16 @@ pub(super) struct Scripts {
 impl Scripts {
     pub(super) fn new() -> Self {
         Self {
-            append: Script::new(include_str!("append.lua")),
+            // `archive.lua` defines the archive move both scripts run.
+            append: Script::new(concat!(
+                include_str!("archive.lua"),
+                include_str!("append.lua")
+            )),
             create: Script::new(include_str!("create.lua")),
+            delete: Script::new(concat!(
+                include_str!("archive.lua"),
+                include_str!("delete.lua")
+            )),
             claim_key: Script::new(include_str!("claim_key.lua")),
             release_key: Script::new(include_str!("release_key.lua")),
             acquire: Script::new(include_str!("acquire.lua")),
@@ -74,6 +83,7 @@ impl Scripts {
         let all = [
             &self.append,
             &self.create,
+            &self.delete,
             &self.claim_key,
             &self.release_key,
             &self.acquire,

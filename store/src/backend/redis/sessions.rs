@@ -1,20 +1,25 @@
-//! `SessionStore` on Redis: meta hashes, log streams, the project index and keys.
+//! `SessionStore` on Redis: meta hashes, log streams, the project index and keys
+//! (the methods of `lifecycle` are dispatched from here).
 
 use async_trait::async_trait;
 use redis::Value;
 use redis::streams::StreamRangeReply;
 
 use super::conn::{Op, evalsha, ok};
-use super::keys::{SessionKeys, project_index, project_keys};
+use super::keys::{SessionKeys, project_index, project_keys, projects};
+use super::lifecycle::{self, px};
 use super::{RedisStore, parse, payload};
 use crate::codec;
 use crate::error::{Result, StoreError};
 use crate::event_bus::Channel;
 use crate::ids::{ProjectId, SessionId, SessionKey, TenantId};
-use crate::records::{Message, SessionMeta, TimestampMs};
-use crate::session_store::{CommitOutcome, CreateOutcome, SessionStore, SessionWrite};
+use crate::records::{Message, RetentionPolicy, SessionMeta, TimestampMs};
+use crate::session_store::{
+    CommitOutcome, CreateOutcome, DeleteOutcome, IdempotencyRecord, IdempotencyScope, SessionStore,
+    SessionWrite,
+};
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
@@ -52,7 +57,11 @@ impl RedisStore {
         let s = &self.inner;
         let keys = SessionKeys::new(&w.tenant, w.session);
         let channel = Channel::session(&w.tenant, w.session);
-        let mut cmd = evalsha(&s.scripts.append, &[&keys.meta, &keys.log, &keys.fence]);
+        let idempotency = w.idempotency.as_ref().map(|r| keys.idempotency(&r.key));
+        let mut script_keys = vec![&keys.meta, &keys.log, &keys.fence, &keys.arch];
+        script_keys.extend(&idempotency);
+        let script_keys: Vec<&str> = script_keys.into_iter().map(String::as_str).collect();
+        let mut cmd = evalsha(&s.scripts.append, &script_keys);
         cmd.arg(w.fence).arg(channel.as_str()).arg(w.messages.len());
         for m in &w.messages {
             cmd.arg(m.seq).arg(codec::encode(m)?);
@@ -74,16 +83,61 @@ impl RedisStore {
                     .arg("");
             }
         }
+        match &w.archive {
+            Some(a) => cmd.arg(a.upto_seq).arg(px(a.ttl_ms)),
+            None => cmd.arg("").arg(""),
+        };
+        match &w.idempotency {
+            Some(r) => cmd.arg(&r.answer).arg(px(r.ttl_ms)),
+            None => cmd.arg("").arg(""),
+        };
         Ok(Op::new(keys.tag, cmd))
+    }
+
+    /// The call of `release_key.lua`: drops `meta`'s claim of `key` if it still holds it.
+    pub(super) fn release_key_op(&self, meta: &SessionMeta, key: &SessionKey) -> Op {
+        let hash = project_keys(&meta.tenant, &meta.project);
+        let mut cmd = evalsha(&self.inner.scripts.release_key, &[&hash]);
+        cmd.arg(key.as_str()).arg(meta.id.to_string());
+        Op::new(hash, cmd)
+    }
+
+    /// Up to `limit` messages of a log or archive stream with seq > `after_seq`.
+    pub(super) async fn read_stream(
+        &self,
+        tag: String,
+        stream: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        if limit == 0 || after_seq == u64::MAX {
+            return Ok(Vec::new());
+        }
+        let s = &self.inner;
+        let mut cmd = redis::cmd("XRANGE");
+        cmd.arg(stream)
+            .arg(format!("{}-0", after_seq + 1))
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit.min(i64::MAX as usize));
+        let reply: StreamRangeReply = parse(s.conn.one(&s.scripts, Op::new(tag, cmd)).await?)?;
+        reply
+            .ids
+            .into_iter()
+            .map(|entry| {
+                let bytes: Vec<u8> = match entry.map.get("m") {
+                    Some(v) => parse(v.clone())?,
+                    None => return Err(corrupt("log entry", format!("{} has no m", entry.id))),
+                };
+                Ok(codec::decode(&bytes)?)
+            })
+            .collect()
     }
 
     /// Gives a key claim back after the session could not be stored.
     async fn release_key(&self, meta: &SessionMeta, key: &SessionKey) {
         let s = &self.inner;
-        let hash = project_keys(&meta.tenant, &meta.project);
-        let mut cmd = evalsha(&s.scripts.release_key, &[&hash]);
-        cmd.arg(key.as_str()).arg(meta.id.to_string());
-        if let Err(e) = s.conn.one(&s.scripts, Op::new(hash, cmd)).await {
+        if let Err(e) = s.conn.one(&s.scripts, self.release_key_op(meta, key)).await {
             tracing::warn!(session_id = %meta.id, key = %key, error = %e,
                 "redis key claim not released after a failed create");
         }
@@ -116,7 +170,7 @@ impl SessionStore for RedisStore {
         }
 
         let keys = SessionKeys::new(&meta.tenant, meta.id);
-        let mut create = evalsha(&s.scripts.create, &[&keys.meta, &keys.log]);
+        let mut create = evalsha(&s.scripts.create, &[&keys.meta, &keys.log, &keys.arch]);
         create.arg(rec).arg(meta.project.as_str());
         let idx = project_index(&meta.tenant, &meta.project);
         let mut zadd = redis::cmd("ZADD");
@@ -124,7 +178,14 @@ impl SessionStore for RedisStore {
             .arg("NX")
             .arg(meta.last_activity_ms)
             .arg(&sid);
-        let ops = [Op::new(keys.tag, create), Op::new(idx, zadd)];
+        let all = projects(&meta.tenant);
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg(&all).arg(meta.project.as_str());
+        let ops = [
+            Op::new(keys.tag, create),
+            Op::new(idx, zadd),
+            Op::new(all, sadd),
+        ];
         let stored = match s.conn.run(&s.scripts, &ops).await {
             Ok(replies) => replies.into_iter().try_for_each(|v| ok(v).map(drop)),
             Err(e) => Err(e),
@@ -198,29 +259,9 @@ impl SessionStore for RedisStore {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<Message>> {
-        if limit == 0 || after_seq == u64::MAX {
-            return Ok(Vec::new());
-        }
-        let s = &self.inner;
         let keys = SessionKeys::new(tenant, id);
-        let mut cmd = redis::cmd("XRANGE");
-        cmd.arg(&keys.log)
-            .arg(format!("{}-0", after_seq + 1))
-            .arg("+")
-            .arg("COUNT")
-            .arg(limit.min(i64::MAX as usize));
-        let reply: StreamRangeReply = parse(s.conn.one(&s.scripts, Op::new(keys.tag, cmd)).await?)?;
-        reply
-            .ids
-            .into_iter()
-            .map(|entry| {
-                let bytes: Vec<u8> = match entry.map.get("m") {
-                    Some(v) => parse(v.clone())?,
-                    None => return Err(corrupt("log entry", format!("{} has no m", entry.id))),
-                };
-                Ok(codec::decode(&bytes)?)
-            })
-            .collect()
+        self.read_stream(keys.tag, &keys.log, after_seq, limit)
+            .await
     }
 
     async fn commit(&self, writes: &[SessionWrite]) -> Result<Vec<CommitOutcome>> {
@@ -256,5 +297,64 @@ impl SessionStore for RedisStore {
             }
         }
         Ok(outcomes)
+    }
+
+    async fn delete_session(
+        &self,
+        tenant: &TenantId,
+        id: SessionId,
+        fence: u64,
+        archive_ttl_ms: Option<u64>,
+    ) -> Result<DeleteOutcome> {
+        lifecycle::delete_session(self, tenant, id, fence, archive_ttl_ms).await
+    }
+
+    async fn read_archive(
+        &self,
+        tenant: &TenantId,
+        id: SessionId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        lifecycle::read_archive(self, tenant, id, after_seq, limit).await
+    }
+
+    async fn idempotent_answer(
+        &self,
+        tenant: &TenantId,
+        scope: &IdempotencyScope,
+        key: &str,
+    ) -> Result<Option<String>> {
+        lifecycle::idempotent_answer(self, tenant, scope, key).await
+    }
+
+    async fn claim_idempotency(
+        &self,
+        tenant: &TenantId,
+        scope: &IdempotencyScope,
+        record: &IdempotencyRecord,
+    ) -> Result<Option<String>> {
+        lifecycle::claim_idempotency(self, tenant, scope, record).await
+    }
+
+    async fn retention(
+        &self,
+        tenant: &TenantId,
+        project: &ProjectId,
+    ) -> Result<Option<RetentionPolicy>> {
+        lifecycle::retention(self, tenant, project).await
+    }
+
+    async fn set_retention(
+        &self,
+        tenant: &TenantId,
+        project: &ProjectId,
+        policy: &RetentionPolicy,
+    ) -> Result<()> {
+        lifecycle::set_retention(self, tenant, project, policy).await
+    }
+
+    async fn list_projects(&self, tenant: &TenantId) -> Result<Vec<ProjectId>> {
+        lifecycle::list_projects(self, tenant).await
     }
 }

@@ -1,6 +1,8 @@
 //! Backend tests against a real redis-server: the key layout, DUP handling in the
 //! script, byte-exact bus payloads, the bus across a server restart, and failure
-//! (not hanging) when the server is gone.
+//! (not hanging) when the server is gone. `lifecycle`: the keys of archives,
+//! idempotency keys, retention policies, the project list and deletes. `nodes`: the
+//! node registry's keys and the node inbox between connections.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -20,6 +22,9 @@ use crate::session_store::{CommitOutcome, CreateOutcome, SessionWrite};
 use crate::testing::conformance::{fresh_tenant, msg, new_meta};
 use crate::testing::redis_server::RedisServer;
 use crate::testing::wait_until;
+
+mod lifecycle;
+mod nodes;
 
 const TTL: Duration = Duration::from_secs(10);
 
@@ -58,6 +63,8 @@ fn write(meta: &SessionMeta, fence: u64, seqs: std::ops::RangeInclusive<u64>) ->
             .map(|s| msg(s, Role::Assistant, &format!("m{s}")))
             .collect(),
         meta: None,
+        archive: None,
+        idempotency: None,
     }
 }
 
@@ -361,8 +368,14 @@ async fn the_suites_pass_on_a_cluster() {
     let cluster = redis_cluster::RedisCluster::start();
     let b = connect_redis(&cluster.url()).await.unwrap();
     crate::testing::conformance::session_store_suite(&b).await;
+    crate::testing::conformance::session_lifecycle_suite(&b).await;
     crate::testing::conformance::lease_store_suite(&b).await;
     crate::testing::conformance::event_bus_suite(&b).await;
+    crate::testing::conformance::node_registry_suite(&b).await;
+    // A node's inbox is a plain channel: PUBLISH through whichever master reaches a
+    // subscriber on another connection, which may sit on another master.
+    let other = connect_redis(&cluster.url()).await.unwrap();
+    nodes::inbox_crosses_connections(&b, &other).await;
     // The session keys spread over the masters: several sessions' logs, one per
     // slot, each written by a single-slot script.
     let mut writes = Vec::new();

@@ -1,5 +1,6 @@
-//! Mutations. They run on the writer thread, each inside its request's savepoint of
-//! the batch transaction, so they see every earlier request of the batch.
+//! Mutations of sessions and leases (the others are in `lifecycle`). They run on the
+//! writer thread, each inside its request's savepoint of the batch transaction, so
+//! they see every earlier request of the batch.
 //!
 //! Lease expiry uses the wall clock (`SystemTime`, ms): the file belongs to one process,
 //! so one clock judges every lease, and the value stays meaningful across a restart
@@ -9,13 +10,15 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{corrupt, sql_i64, sql_id};
+use super::{corrupt, lifecycle, sql_i64, sql_id};
 use crate::codec;
 use crate::error::Result;
 use crate::ids::{NodeId, SessionId, TenantId};
 use crate::lease_store::{LeaseGrant, LeaseRef};
 use crate::records::{SessionMeta, TimestampMs, now_ms};
-use crate::session_store::{CommitOutcome, CreateOutcome, SessionWrite, new_messages};
+use crate::session_store::{
+    CommitOutcome, CreateOutcome, IdempotencyScope, SessionWrite, new_messages,
+};
 
 /// A write with its messages already encoded (on the caller's task, not the writer's).
 pub(super) struct PreparedWrite {
@@ -81,6 +84,11 @@ pub(super) fn create_session(
         encoded,
         meta.last_activity_ms,
     ])?;
+    conn.prepare_cached(
+        "INSERT INTO projects (tenant, project) VALUES (?1, ?2)
+         ON CONFLICT (tenant, project) DO NOTHING",
+    )?
+    .execute(params![tenant, meta.project.as_str()])?;
     Ok(CreateOutcome::Created)
 }
 
@@ -127,6 +135,11 @@ fn commit_one(conn: &Connection, prepared: &PreparedWrite) -> Result<Applied> {
         insert.execute(params![tenant, id, m.seq, body])?;
     }
     let last_seq = fresh.last().map_or(stored_last, |m| m.seq);
+    // The order the contract gives: messages, then the archive move, then the meta,
+    // then the idempotency key; all in this request's savepoint, so all or nothing.
+    if let Some(a) = &w.archive {
+        lifecycle::archive(conn, &w.tenant, w.session, a.upto_seq, a.ttl_ms)?;
+    }
     if let Some(meta) = &w.meta {
         let mut meta = meta.clone();
         meta.last_seq = last_seq;
@@ -147,6 +160,13 @@ fn commit_one(conn: &Connection, prepared: &PreparedWrite) -> Result<Applied> {
         // The blob's last_seq goes stale; readers take the column's.
         conn.prepare_cached("UPDATE sessions SET last_seq = ?3 WHERE tenant = ?1 AND id = ?2")?
             .execute(params![tenant, id, last_seq])?;
+    }
+    if let Some(r) = &w.idempotency {
+        // A key already remembered keeps its first answer.
+        lifecycle::claim_idempotency(conn, &w.tenant, &IdempotencyScope::Session(w.session), r)?;
+    }
+    if w.archive.is_some() || w.idempotency.is_some() {
+        lifecycle::sweep_expired(conn, now_ms())?;
     }
     Ok(Applied {
         outcome: CommitOutcome::Committed { last_seq },

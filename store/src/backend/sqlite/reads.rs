@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{corrupt, schema, session_id, sql_i64, sql_id};
+use super::{corrupt, schema, scope_text, session_id, sql_i64, sql_id};
 use crate::codec;
 use crate::error::{Result, StoreError};
 use crate::ids::{NodeId, ProjectId, SessionId, SessionKey, TenantId};
-use crate::records::{Message, SessionMeta, TimestampMs, now_ms};
+use crate::records::{Message, RetentionPolicy, SessionMeta, TimestampMs, now_ms};
+use crate::session_store::IdempotencyScope;
 
 /// Read connections, handed out round robin.
 pub(super) struct ReadPool {
@@ -113,12 +114,41 @@ pub(super) fn read_log(
         "SELECT body FROM messages WHERE tenant = ?1 AND session_id = ?2 AND seq > ?3
          ORDER BY seq LIMIT ?4",
     )?;
-    let mut rows = stmt.query(params![
+    let rows = stmt.query(params![
         tenant.as_str(),
         sql_id(id),
         sql_i64(after_seq),
         sql_i64(limit)
     ])?;
+    decode_messages(rows, id)
+}
+
+/// Archived messages of a live (unexpired) archive.
+pub(super) fn read_archive(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: SessionId,
+    after_seq: u64,
+    limit: usize,
+) -> Result<Vec<Message>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.body FROM archives a JOIN archived_messages m
+             ON m.tenant = a.tenant AND m.session_id = a.session_id
+         WHERE a.tenant = ?1 AND a.session_id = ?2 AND a.expires_at_ms > ?5 AND m.seq > ?3
+         ORDER BY m.seq LIMIT ?4",
+    )?;
+    let rows = stmt.query(params![
+        tenant.as_str(),
+        sql_id(id),
+        sql_i64(after_seq),
+        sql_i64(limit),
+        now_ms()
+    ])?;
+    decode_messages(rows, id)
+}
+
+/// Decodes rows whose first column is a message body.
+fn decode_messages(mut rows: rusqlite::Rows<'_>, id: SessionId) -> Result<Vec<Message>> {
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let blob = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
@@ -143,4 +173,51 @@ pub(super) fn owner(
         .optional()?;
     node.map(|n| NodeId::new(n).map_err(|e| corrupt("lease of", session, e)))
         .transpose()
+}
+
+/// The answer of a live idempotency key; expired rows read as absent.
+pub(super) fn idempotent_answer(
+    conn: &Connection,
+    tenant: &TenantId,
+    scope: &IdempotencyScope,
+    key: &str,
+) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT answer FROM idempotency
+             WHERE tenant = ?1 AND scope = ?2 AND key = ?3 AND expires_at_ms > ?4",
+        )?
+        .query_row(
+            params![tenant.as_str(), scope_text(scope), key, now_ms()],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+pub(super) fn retention(
+    conn: &Connection,
+    tenant: &TenantId,
+    project: &ProjectId,
+) -> Result<Option<RetentionPolicy>> {
+    let blob: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT policy FROM retention WHERE tenant = ?1 AND project = ?2")?
+        .query_row(params![tenant.as_str(), project.as_str()], |r| r.get(0))
+        .optional()?;
+    blob.map(|b| {
+        codec::decode(&b)
+            .map_err(|e| StoreError::Corrupt(format!("retention policy of project {project}: {e}")))
+    })
+    .transpose()
+}
+
+/// Every project the tenant ever created a session in, by name.
+pub(super) fn list_projects(conn: &Connection, tenant: &TenantId) -> Result<Vec<ProjectId>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT project FROM projects WHERE tenant = ?1 ORDER BY project")?;
+    let rows = stmt.query_map(params![tenant.as_str()], |r| r.get::<_, String>(0))?;
+    rows.map(|p| {
+        let p = p?;
+        ProjectId::new(&p).map_err(|e| StoreError::Corrupt(format!("stored project {p:?}: {e}")))
+    })
+    .collect()
 }

@@ -13,12 +13,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Migrations in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
 /// Append only; never edit a shipped entry.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Ids are 16-byte UUID blobs (v7, so byte order is creation order); tenants, projects,
 /// keys and nodes are their text. Records are `codec` blobs; the plain columns beside
 /// them exist for lookups and stay in sync with the blob on every write.
-const V1: &str = "
+pub(super) const V1: &str = "
 CREATE TABLE sessions (
     tenant           TEXT    NOT NULL,
     id               BLOB    NOT NULL,
@@ -61,6 +61,81 @@ CREATE TABLE fences (
     session_id BLOB    NOT NULL,
     fence      INTEGER NOT NULL,
     PRIMARY KEY (tenant, session_id)
+) WITHOUT ROWID;
+";
+
+/// Archives, idempotency keys, retention policies and the project list. Expiring rows
+/// carry their expiry (wall clock, ms): reads ignore expired rows, writes replace them
+/// and sweep a few at a time (`lifecycle::sweep_expired`), so nothing needs a timer.
+/// Since V2 a session's `fences` row goes when the session is deleted
+/// (`lifecycle::delete_session`); V1's "never deleted" holds for live sessions.
+pub(super) const V2: &str = "
+-- One row per session that has an archive: when the whole archive expires. Each move
+-- into the archive pushes the expiry out (as PEXPIRE does on Redis). No foreign key:
+-- an archive outlives its session when a delete keeps it.
+CREATE TABLE archives (
+    tenant        TEXT    NOT NULL,
+    session_id    BLOB    NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, session_id)
+) WITHOUT ROWID;
+CREATE INDEX archives_by_expiry ON archives (expires_at_ms);
+
+-- Messages moved out of `messages`, same layout.
+CREATE TABLE archived_messages (
+    tenant     TEXT    NOT NULL,
+    session_id BLOB    NOT NULL,
+    seq        INTEGER NOT NULL,
+    body       BLOB    NOT NULL,
+    PRIMARY KEY (tenant, session_id, seq)
+) WITHOUT ROWID;
+
+-- scope is 's:<session id>' or 'p:<project>' (IdempotencyScope).
+CREATE TABLE idempotency (
+    tenant        TEXT    NOT NULL,
+    scope         TEXT    NOT NULL,
+    key           TEXT    NOT NULL,
+    answer        TEXT    NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, scope, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_by_expiry ON idempotency (expires_at_ms);
+
+-- A codec blob, like the meta, so the policy can gain fields.
+CREATE TABLE retention (
+    tenant  TEXT NOT NULL,
+    project TEXT NOT NULL,
+    policy  BLOB NOT NULL,
+    PRIMARY KEY (tenant, project)
+) WITHOUT ROWID;
+
+-- Every project that ever had a session; deletes leave it (retention sweeps read it).
+CREATE TABLE projects (
+    tenant  TEXT NOT NULL,
+    project TEXT NOT NULL,
+    PRIMARY KEY (tenant, project)
+) WITHOUT ROWID;
+INSERT INTO projects (tenant, project) SELECT DISTINCT tenant, project FROM sessions;
+";
+
+/// The node registry: each node's last heartbeat and the sessions it holds. On the
+/// embedded store this is how a node restarted after a crash (same id, kept in its
+/// data directory) finds the sessions it held and recovers them.
+const V3: &str = "
+-- The NodeRecord as a codec blob, so it can gain fields. Kept until remove_node, dead
+-- or alive: a node past its expiry is what a recovery sweep looks for.
+CREATE TABLE nodes (
+    id     TEXT NOT NULL PRIMARY KEY,
+    record BLOB NOT NULL
+) WITHOUT ROWID;
+
+-- No foreign key to nodes: remove_node clears both, and nothing else ties them (as on
+-- Redis, where they are separate keys). session is the 16-byte id, as everywhere.
+CREATE TABLE held (
+    node    TEXT NOT NULL,
+    tenant  TEXT NOT NULL,
+    session BLOB NOT NULL,
+    PRIMARY KEY (node, tenant, session)
 ) WITHOUT ROWID;
 ";
 

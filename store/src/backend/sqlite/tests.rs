@@ -1,6 +1,7 @@
 //! Tests of what only the SQLite backend has: a file that outlives the process, the
 //! batching writer thread, migrations. The shared semantics are in the conformance
-//! suites (`store/tests/conformance.rs`).
+//! suites (`store/tests/conformance.rs`). `nodes`: the node registry across a restart
+//! and its migration.
 
 use std::time::Duration;
 
@@ -8,6 +9,8 @@ use super::*;
 use crate::records::Role;
 use crate::testing::conformance::{fresh_tenant, msg, new_meta};
 use crate::testing::wait_until;
+
+mod nodes;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -18,6 +21,8 @@ fn write(meta: &SessionMeta, fence: u64, messages: Vec<Message>) -> SessionWrite
         fence,
         messages,
         meta: None,
+        archive: None,
+        idempotency: None,
     }
 }
 
@@ -304,4 +309,131 @@ async fn a_file_from_a_newer_schema_is_refused() {
     drop(conn);
     let err = SqliteStore::open(&path).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_file_of_schema_v1_opens_and_gains_the_new_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let t = fresh_tenant();
+    let old = new_meta(&t, "legacy", Some("main"));
+    // A file as the first release wrote it, with one session.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(schema::V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO sessions (tenant, id, project, key, meta, last_seq, last_activity_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+            rusqlite::params![
+                t.as_str(),
+                sql_id(old.id),
+                old.project.as_str(),
+                "main",
+                codec::encode(&old).unwrap(),
+                old.last_activity_ms
+            ],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(
+        store.load_session(&t, old.id).await.unwrap(),
+        Some(old.clone())
+    );
+    // The project list starts with the projects the file already had.
+    assert_eq!(
+        store.list_projects(&t).await.unwrap(),
+        std::slice::from_ref(&old.project)
+    );
+    // The new features work on the old session.
+    let mut w = write(
+        &old,
+        0,
+        vec![msg(1, Role::User, "a"), msg(2, Role::User, "b")],
+    );
+    w.archive = Some(crate::ArchiveUpTo {
+        upto_seq: 1,
+        ttl_ms: 60_000,
+    });
+    assert_eq!(
+        store.commit(&[w]).await.unwrap(),
+        vec![CommitOutcome::Committed { last_seq: 2 }]
+    );
+    assert_eq!(
+        store.read_archive(&t, old.id, 0, 10).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        store.delete_session(&t, old.id, 0, None).await.unwrap(),
+        crate::DeleteOutcome::Deleted
+    );
+    close(store).await;
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, schema::SCHEMA_VERSION);
+}
+
+fn count(conn: &rusqlite::Connection, table: &str) -> i64 {
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn expired_archives_and_keys_are_ignored_then_swept_by_later_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let t = fresh_tenant();
+    let meta = new_meta(&t, "proj", None);
+    store.create_session(&meta).await.unwrap();
+    let mut w = write(&meta, 0, vec![msg(1, Role::User, "a")]);
+    w.archive = Some(crate::ArchiveUpTo {
+        upto_seq: 1,
+        ttl_ms: 60_000,
+    });
+    w.idempotency = Some(crate::IdempotencyRecord {
+        key: "k1".into(),
+        answer: "x".into(),
+        ttl_ms: 60_000,
+    });
+    store.commit(&[w]).await.unwrap();
+    // Time passes: both expire (set in the file, as the clock cannot be moved).
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.busy_timeout(DEADLINE).unwrap();
+    raw.execute_batch(
+        "UPDATE archives SET expires_at_ms = 0; UPDATE idempotency SET expires_at_ms = 0;",
+    )
+    .unwrap();
+    let scope = crate::IdempotencyScope::Session(meta.id);
+    assert!(
+        store
+            .read_archive(&t, meta.id, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.idempotent_answer(&t, &scope, "k1").await.unwrap(),
+        None
+    );
+    assert_eq!(count(&raw, "archived_messages"), 1, "ignored, not yet gone");
+    assert_eq!(count(&raw, "idempotency"), 1);
+
+    let project = crate::IdempotencyScope::Project(meta.project.clone());
+    let live = crate::IdempotencyRecord {
+        key: "k2".into(),
+        answer: "y".into(),
+        ttl_ms: 60_000,
+    };
+    assert_eq!(
+        store.claim_idempotency(&t, &project, &live).await.unwrap(),
+        None
+    );
+    assert_eq!(count(&raw, "archived_messages"), 0);
+    assert_eq!(count(&raw, "archives"), 0);
+    assert_eq!(count(&raw, "idempotency"), 1, "only the live key is left");
+    close(store).await;
 }

@@ -1,0 +1,202 @@
+//! Views over many sessions and over the node: list, children, preview,
+//! retention, project events and node info.
+
+use serde::{Deserialize, Serialize};
+use sessiond_store::{ChangeReason, RetentionPolicy, SessionId};
+
+use super::{MessageView, SessionView};
+use crate::node::{NodeInfo, Preview, PreviewStatus};
+
+/// `GET /v1/projects/{project}/sessions` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListSessionsQuery {
+    /// Only sessions with this status: `idle`, `running`, `paused`, `error`,
+    /// `interrupted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Only sessions with exactly this label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Page size (default 20, 1..=100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// `GET /v1/sessions/{id}/children` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChildrenQuery {
+    /// Page size (default 20, 1..=100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// One page of sessions, newest activity first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionListResponse {
+    /// The page.
+    pub sessions: Vec<SessionView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/sessions/preview`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    /// The sessions (1..=64), answered in this order.
+    pub ids: Vec<uuid::Uuid>,
+    /// Last messages per session (default 5, 1..=100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Characters kept of each message's content (default 2000, 1..=100000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_chars: Option<usize>,
+}
+
+/// The tail of one session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewView {
+    /// The session asked for.
+    pub id: String,
+    /// `ok` (messages), `empty` (no live message) or `missing` (no such session).
+    pub status: String,
+    /// Its last messages, oldest first, each cut to `max_chars` (no `full_result`).
+    pub messages: Vec<MessageView>,
+}
+
+impl From<&Preview> for PreviewView {
+    fn from(p: &Preview) -> Self {
+        let status = match p.status {
+            PreviewStatus::Ok => "ok",
+            PreviewStatus::Empty => "empty",
+            PreviewStatus::Missing => "missing",
+        };
+        Self {
+            id: p.id.to_string(),
+            status: status.into(),
+            messages: p.messages.iter().map(MessageView::from).collect(),
+        }
+    }
+}
+
+/// `{"previews": [...]}` in the order asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewResponse {
+    /// One per id asked.
+    pub previews: Vec<PreviewView>,
+}
+
+/// `PUT /v1/projects/{project}/retention`; a missing field takes the node's
+/// default.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRequest {
+    /// Finished sessions kept, newest activity first (1..=50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sessions: Option<u32>,
+    /// Finished sessions idle longer than this many days are deleted (1..=365).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_days: Option<u32>,
+}
+
+/// A project's retention policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionView {
+    /// Finished sessions kept, newest activity first.
+    pub max_sessions: u32,
+    /// Finished sessions idle longer than this many days are deleted.
+    pub max_age_days: u32,
+}
+
+impl From<RetentionPolicy> for RetentionView {
+    fn from(p: RetentionPolicy) -> Self {
+        Self {
+            max_sessions: p.max_sessions,
+            max_age_days: p.max_age_days,
+        }
+    }
+}
+
+/// The data of a project stream's `sessions.changed` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionChangedView {
+    /// The session.
+    pub session_id: String,
+    /// Why: `create`, `send`, `steer`, `abort`, `patch` (also pause and resume),
+    /// `reset`, `delete`, `compact`, `retention`, `stalled`, `restarted`,
+    /// `interrupted`.
+    pub reason: String,
+}
+
+impl SessionChangedView {
+    /// The view of one notice.
+    pub fn new(session_id: SessionId, reason: ChangeReason) -> Self {
+        Self {
+            session_id: session_id.to_string(),
+            reason: reason.as_str().to_string(),
+        }
+    }
+}
+
+/// `GET /v1/node`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// This node.
+    pub node_id: String,
+    /// `memory`, `sqlite` or `redis`.
+    pub store: String,
+    /// Sessions whose actor runs on this node now.
+    pub resident_sessions: usize,
+    /// Sessions in the store (this node's tenant, every project).
+    pub stored_sessions: usize,
+    /// Where this node is reached (`--advertise`, else its listen address).
+    pub advertise: Option<String>,
+    /// Sessions whose lease this node holds (the first 1000).
+    pub owned_sessions: Vec<String>,
+    /// How many sessions this node holds in all.
+    pub owned_count: usize,
+    /// Nodes whose heartbeat is current, this one excluded.
+    pub peers: Vec<PeerView>,
+}
+
+/// A live peer node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerView {
+    /// Its id.
+    pub node_id: String,
+    /// Where it is reached.
+    pub advertise: Option<String>,
+    /// When its heartbeat runs out, RFC 3339.
+    pub expires_at: String,
+}
+
+impl From<NodeInfo> for NodeView {
+    fn from(n: NodeInfo) -> Self {
+        Self {
+            node_id: n.node_id,
+            store: n.store.to_string(),
+            resident_sessions: n.resident_sessions,
+            stored_sessions: n.stored_sessions,
+            advertise: n.advertise,
+            owned_count: n.owned.len(),
+            owned_sessions: n.owned.iter().take(1000).map(|id| id.to_string()).collect(),
+            peers: n
+                .peers
+                .into_iter()
+                .map(|p| PeerView {
+                    node_id: p.id.to_string(),
+                    advertise: p.advertise,
+                    expires_at: crate::api::model::rfc3339(p.expires_at_ms),
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The session object, the create request and the session envelope.
+
+use serde::{Deserialize, Serialize};
+use sessiond_store::{LastRun, SessionMeta, Usage};
+
+use super::{SendResponse, rfc3339};
+
+/// `POST /v1/projects/{project}/sessions`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSessionRequest {
+    /// Human key, unique in the project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Driver name (default `scripted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Driver options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_options: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// System prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    /// A first prompt to send right away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Environment for the driver's process (keys starting with CLAUDE, CODEX,
+    /// OLLAMA, ANTHROPIC_ or OPENAI_ are refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<std::collections::BTreeMap<String, String>>,
+    /// Working directory for the driver's process (absolute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// The session this one is spawned from (same project): driver, model, driver
+    /// options and run settings not given here are inherited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<uuid::Uuid>,
+    /// Makes a retried create safe: a repeat within 24 h answers the first session
+    /// and sends nothing again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Ask the model for reasoning output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<bool>,
+    /// Most driver turns one run may take (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_turns: Option<u32>,
+    /// Compact automatically once the context reaches this many tokens (0 = off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_compact_tokens: Option<u64>,
+    /// Messages an automatic compaction keeps (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_compact_keep: Option<u64>,
+}
+
+/// Token and cost accounting.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UsageView {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Current context size.
+    pub context_tokens: u64,
+    /// Cost in US dollars.
+    pub cost_usd: f64,
+}
+
+impl From<Usage> for UsageView {
+    fn from(u: Usage) -> Self {
+        Self {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            context_tokens: u.context_tokens,
+            cost_usd: u.cost_usd,
+        }
+    }
+}
+
+/// A run as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    /// The run.
+    pub run_id: String,
+    /// Seq of its prompt.
+    pub prompt_seq: u64,
+    /// `completed`, `aborted`, `failed`, `interrupted`; absent while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The error of a failed run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Start time.
+    pub started_at: String,
+    /// End time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    /// What this run used.
+    pub usage: UsageView,
+}
+
+impl From<&LastRun> for RunView {
+    fn from(r: &LastRun) -> Self {
+        Self {
+            run_id: r.run_id.to_string(),
+            prompt_seq: r.prompt_seq,
+            outcome: r.outcome.map(|o| o.as_str().to_string()),
+            error: r.error.clone(),
+            started_at: rfc3339(r.started_at_ms),
+            ended_at: r.ended_at_ms.map(rfc3339),
+            usage: r.usage.into(),
+        }
+    }
+}
+
+/// A session as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// Id (UUID v7).
+    pub id: String,
+    /// Project.
+    pub project: String,
+    /// Human key.
+    pub key: Option<String>,
+    /// Label.
+    pub label: Option<String>,
+    /// Parent session.
+    pub parent_id: Option<String>,
+    /// `idle`, `running`, `paused`, `error`, `interrupted`.
+    pub status: String,
+    /// Driver name.
+    pub driver: String,
+    /// Driver options.
+    pub driver_options: serde_json::Map<String, serde_json::Value>,
+    /// Model.
+    pub model: Option<String>,
+    /// System prompt.
+    pub system_prompt: Option<String>,
+    /// Seq of the last committed message.
+    pub last_seq: u64,
+    /// Summed usage.
+    pub usage: UsageView,
+    /// The latest run.
+    pub last_run: Option<RunView>,
+    /// Why the session is in error.
+    pub error: Option<String>,
+    /// Environment for the driver's process.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Working directory for the driver's process.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Whether the driver asks the model for reasoning output (`None`: the driver's
+    /// default).
+    #[serde(default)]
+    pub thinking: Option<bool>,
+    /// Most driver turns one run may take.
+    #[serde(default)]
+    pub max_turns: Option<u32>,
+    /// Auto-compact threshold in context tokens (`None`: off).
+    #[serde(default)]
+    pub auto_compact_tokens: Option<u64>,
+    /// Messages an automatic compaction keeps (`None`: 20).
+    #[serde(default)]
+    pub auto_compact_keep: Option<u64>,
+    /// No new run starts; prompts queue until resume.
+    #[serde(default)]
+    pub paused: bool,
+    /// Messages up to this seq left the live log for the archive (compact, reset).
+    #[serde(default)]
+    pub archived_upto: u64,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+    /// Last prompt or run activity.
+    pub last_activity_at: String,
+}
+
+impl From<&SessionMeta> for SessionView {
+    fn from(m: &SessionMeta) -> Self {
+        Self {
+            id: m.id.to_string(),
+            project: m.project.to_string(),
+            key: m.key.as_ref().map(|k| k.to_string()),
+            label: m.label.clone(),
+            parent_id: m.parent_id.map(|p| p.to_string()),
+            status: m.status.as_str().to_string(),
+            driver: m.driver.clone(),
+            driver_options: m.driver_options.clone(),
+            model: m.model.clone(),
+            system_prompt: m.system_prompt.clone(),
+            last_seq: m.last_seq,
+            usage: m.usage.into(),
+            last_run: m.last_run.as_ref().map(RunView::from),
+            error: m.error.clone(),
+            env: m.config.env.clone(),
+            cwd: m.config.cwd.clone(),
+            thinking: m.config.thinking,
+            max_turns: m.config.max_turns,
+            auto_compact_tokens: m.config.auto_compact_tokens,
+            auto_compact_keep: m.config.auto_compact_keep,
+            paused: m.paused,
+            archived_upto: m.archived_upto,
+            created_at: rfc3339(m.created_at_ms),
+            updated_at: rfc3339(m.updated_at_ms),
+            last_activity_at: rfc3339(m.last_activity_ms),
+        }
+    }
+}
+
+/// `{"session": {...}}`, with the first run when the create carried a prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionEnvelope {
+    /// The session.
+    pub session: SessionView,
+    /// The run started by the create's prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<SendResponse>,
+}
