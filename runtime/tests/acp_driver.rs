@@ -13,7 +13,9 @@ use harness::{
     wait_until, whoami,
 };
 use sessiond_actors::{AgentDriver, DriverEvent, DriverOutcome};
-use sessiond_runtime::drivers::acp::{AcpDriver, AcpProfile, PermissionAnswer, PermissionPolicy};
+use sessiond_runtime::drivers::acp::{
+    AcpDriver, AcpProfile, InheritEnv, PermissionAnswer, PermissionPolicy,
+};
 use sessiond_store::{Role, SessionConfig, SessionId};
 use tokio::time::Instant;
 
@@ -294,6 +296,35 @@ async fn cwd_and_env_come_from_the_session_over_the_profile() {
     let cwd = dir.path().canonicalize().unwrap().display().to_string();
     assert_eq!(me["cwd"], cwd);
     assert_eq!(me["sessionCwd"], dir.path().display().to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inherit_env_narrows_what_the_agent_gets_from_the_node() {
+    // Cargo sets CARGO_MANIFEST_DIR in this test process: the node's environment.
+    let node_var = std::env::var("CARGO_MANIFEST_DIR").expect("run under cargo");
+    let session = SessionId::generate;
+
+    let whole = whoami(&driver_with(|_| {}), session(), SessionConfig::default()).await;
+    assert_eq!(whole["manifestDir"], node_var.as_str());
+
+    // Nothing from the node: the program is still found in the node's PATH, and
+    // the profile's and the session's variables are all the agent has.
+    let none = driver_with(|p| {
+        p.inherit_env = InheritEnv::Whole(false);
+        p.env.insert("ACP_TEST_MARK".into(), "profile".into());
+    });
+    let me = whoami(&none, session(), SessionConfig::default()).await;
+    assert_eq!(me["manifestDir"], serde_json::Value::Null);
+    assert_eq!(me["path"], serde_json::Value::Null);
+    assert_eq!(me["mark"], "profile");
+
+    let listed = driver_with(|p| {
+        p.inherit_env =
+            InheritEnv::Only(vec!["CARGO_MANIFEST_DIR".into(), "NOT_SET_ANYWHERE".into()]);
+    });
+    let me = whoami(&listed, session(), SessionConfig::default()).await;
+    assert_eq!(me["manifestDir"], node_var.as_str());
+    assert_eq!(me["path"], serde_json::Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

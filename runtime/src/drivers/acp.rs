@@ -52,7 +52,9 @@
 //! - `run`: one prompt turn, permission requests, cancellation
 //! - `updates`: `session/update` notifications to transcript events
 //! - `permission`: the permission policy and the requests waiting for a person
+//! - `environment`: what the agent process inherits and where its program is found
 
+mod environment;
 mod permission;
 mod process;
 mod run;
@@ -72,7 +74,10 @@ use sessiond_actors::{
 use sessiond_store::{SessionConfig, SessionId};
 use tokio_util::sync::CancellationToken;
 
+pub use environment::InheritEnv;
 pub use permission::{PermissionAnswer, PermissionPolicy};
+
+use environment::AgentEnv;
 
 use process::{AgentProcess, Launch};
 use run::Turn;
@@ -91,8 +96,14 @@ pub struct AcpProfile {
     /// from the node's current directory. It is also the cwd of the ACP session.
     #[serde(default)]
     pub cwd: Option<PathBuf>,
-    /// Environment variables for the agent, on top of the node's own environment
-    /// (which the agent inherits: it needs `PATH`, `HOME` and its API keys). A
+    /// Which of the node's environment variables the agent inherits: `true` (all,
+    /// the default), `false` (none) or a list of names such as `["PATH", "HOME"]`.
+    /// The node's environment holds the node's secrets; narrow it for agents that
+    /// run untrusted work.
+    #[serde(default)]
+    pub inherit_env: InheritEnv,
+    /// Environment variables for the agent, on top of what it inherits from the
+    /// node (it needs `PATH`, `HOME` and its API keys from one or the other). A
     /// session's `config.env` is merged on top of these.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -125,6 +136,7 @@ impl AcpProfile {
             command: command.into(),
             args: Vec::new(),
             cwd: None,
+            inherit_env: InheritEnv::default(),
             env: BTreeMap::new(),
             permission_policy: PermissionPolicy::default(),
             cancel_grace_ms: default_cancel_grace_ms(),
@@ -145,11 +157,12 @@ impl AcpProfile {
         }
     }
 
-    /// The environment for a session: the profile's, then the session's on top.
-    fn environment(&self, config: &SessionConfig) -> BTreeMap<String, String> {
-        let mut env = self.env.clone();
-        env.extend(config.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        env
+    /// The environment for a session: what it inherits from the node, then the
+    /// profile's variables, then the session's on top.
+    fn environment(&self, config: &SessionConfig) -> AgentEnv {
+        AgentEnv::build(&self.inherit_env, &self.env, &config.env, |name| {
+            std::env::var_os(name)
+        })
     }
 }
 

@@ -7,7 +7,6 @@
 //! drain. They share one stop token: whichever ends first (the process exits, the
 //! connection closes, the driver lets go) brings the others down.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,6 +27,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
+
+use super::environment::AgentEnv;
 
 /// What the agent sends that a run must handle, in arrival order.
 pub(super) enum Inbound {
@@ -55,7 +56,7 @@ pub(super) struct Launch<'a> {
     pub(super) command: &'a str,
     pub(super) args: &'a [String],
     pub(super) cwd: PathBuf,
-    pub(super) env: BTreeMap<String, String>,
+    pub(super) env: AgentEnv,
     /// The ACP session to load, when an earlier process of this session had one.
     pub(super) resume: Option<AcpSessionId>,
     /// Fires when the agent must go (the session was released, the driver dropped).
@@ -95,10 +96,14 @@ impl AgentProcess {
             resume,
             stop,
         } = launch;
-        let mut child = Command::new(command)
+        let mut spawn = Command::new(env.program(command, std::env::var_os("PATH")));
+        if env.clear {
+            spawn.env_clear();
+        }
+        let mut child = spawn
             .args(args)
             .current_dir(&cwd)
-            .envs(&env)
+            .envs(&env.vars)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
