@@ -151,6 +151,9 @@ impl Actor for Session {
             self.changed(state, ChangeReason::Restarted);
         }
         if interrupted {
+            // Ended by this restore, not by a run task: counted with the runs'
+            // other outcomes (see `end_run`).
+            metrics::counter!("sessiond_runs_ended_total", "outcome" => "interrupted").increment(1);
             self.changed(state, ChangeReason::Interrupted);
         }
         if let StartMode::MarkError(_) = mode {
@@ -286,6 +289,7 @@ impl Actor for Session {
             }
             SessionMsg::WriteFailed(e) => stop_on_write_failure(&me, state, e),
             SessionMsg::LeaseLost => {
+                metrics::counter!("sessiond_leases_lost_total").increment(1);
                 tracing::warn!(session_id = %state.meta.id, "lease lost, stopping session");
                 me.stop(Some("lease lost".into()));
             }

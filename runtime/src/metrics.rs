@@ -4,9 +4,16 @@
 //! Metrics (all prefixed `sessiond_`):
 //! - `http_requests_total{method, route, status}`, `http_request_seconds{method, route}`
 //! - `event_streams` (open SSE streams and WebSockets), `sessions_resident` (at scrape time)
-//! - `runs_started_total`, `runs_ended_total{outcome}` (sessiond-actors)
+//! - `runs_started_total`, `runs_ended_total{outcome}` (sessiond-actors; a run lost
+//!   with its node or actor is counted `interrupted` where it is restored)
 //! - `writer_batch_writes`, `writer_commit_seconds`, `writer_commit_retries_total`,
 //!   `writer_failed_writes_total{reason}` (the group-commit writer, sessiond-actors)
+//! - `forwards_total{outcome}` (answered, remote_error, not_holder, no_answer,
+//!   bus_error) and `forward_seconds` (answered ones) on the forwarding node;
+//!   `forwards_served_total{outcome}` (ok, error, not_holder) on the holder
+//! - `recovered_sessions_total` (sessions of dead nodes activated here by the
+//!   recovery sweep), `heartbeat_failures_total`, `leases_lost_total` (a session
+//!   stopped because another node took it, sessiond-actors)
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -65,6 +72,25 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
         handle().render(),
     )
         .into_response()
+}
+
+/// Counts one forward by its outcome; an answered one is timed too.
+pub(crate) fn forwarded(
+    result: &std::result::Result<crate::node::Reply, crate::node::ForwardError>,
+    took: Duration,
+) {
+    use crate::node::ForwardError;
+    let outcome = match result {
+        Ok(_) => {
+            metrics::histogram!("sessiond_forward_seconds").record(took.as_secs_f64());
+            "answered"
+        }
+        Err(ForwardError::Remote(_)) => "remote_error",
+        Err(ForwardError::NotHolder) => "not_holder",
+        Err(ForwardError::NoAnswer) => "no_answer",
+        Err(ForwardError::Bus(_)) => "bus_error",
+    };
+    metrics::counter!("sessiond_forwards_total", "outcome" => outcome).increment(1);
 }
 
 /// Counts and times every request by its route template (never the raw path, so ids

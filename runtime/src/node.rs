@@ -12,6 +12,7 @@ mod projects;
 mod sessions;
 
 pub use command::{Command, Reply};
+pub(crate) use forward::ForwardError;
 
 pub use projects::{ListQuery, NodeInfo, Preview, PreviewStatus, ProjectEventStream, SessionPage};
 

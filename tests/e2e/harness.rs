@@ -261,6 +261,23 @@ impl Api {
         a.body
     }
 
+    /// The value of one Prometheus series (`name{labels}` as rendered) on
+    /// `/metrics`; 0 when the series was never recorded.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0.0, |v| v.trim().parse().expect("a number"))
+    }
+
     /// Creates a session; returns its id.
     pub async fn create(&self, project: &str, body: Value) -> String {
         let a = self

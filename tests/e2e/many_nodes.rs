@@ -96,6 +96,17 @@ async fn create_send_stream(redis: &str) {
         .await;
     let peers = a.fetch("/v1/node").await["peers"].as_array().unwrap().len();
     assert_eq!(peers, 2, "A sees B and C");
+    // What an operator sees: B forwarded two sends and a pause, A served them
+    // (and C's resume).
+    let answered = b
+        .metric(r#"sessiond_forwards_total{outcome="answered"}"#)
+        .await;
+    assert!(answered >= 3.0, "B forwarded {answered}");
+    let served = a
+        .metric(r#"sessiond_forwards_served_total{outcome="ok"}"#)
+        .await;
+    assert!(served >= 4.0, "A served {served}");
+    assert!(b.metric("sessiond_forward_seconds_count").await >= 3.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,6 +170,15 @@ async fn kill_the_owner(redis: &str, rounds: usize) {
         .await;
         nodes[owner_ix] = node(redis, ["a", "b", "c"][owner_ix], dir.path());
     }
+    // Each lost run was counted as interrupted by the node that restored it.
+    let mut interrupted = 0.0;
+    for n in &nodes {
+        interrupted += n
+            .api()
+            .metric(r#"sessiond_runs_ended_total{outcome="interrupted"}"#)
+            .await;
+    }
+    assert!(interrupted >= 1.0, "no interrupted run in the metrics");
     // A new prompt is accepted and runs to the end.
     let api = nodes[1].api();
     let r = api.send(&id, "after the storm").await;
@@ -240,6 +260,11 @@ async fn frozen_owner_is_fenced(redis: &str) {
         .then_some(())
     })
     .await;
+    // A noticed through a refused renewal or a fenced write, whichever came first.
+    let noticed = a.metric("sessiond_leases_lost_total").await
+        + a.metric(r#"sessiond_writer_failed_writes_total{reason="fenced"}"#)
+            .await;
+    assert!(noticed >= 1.0, "A's metrics show no lost lease");
     b.wait_settled(&id, s["last_seq"].as_u64().unwrap() + 1)
         .await;
     let history = b.history(&id).await;

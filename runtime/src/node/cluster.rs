@@ -43,12 +43,14 @@ impl Node {
                     // A forward can be repeated (its answer lost, the holder gone).
                     command.ensure_key();
                     let timeout = self.forward_timeout(&command);
-                    match self
+                    let started = std::time::Instant::now();
+                    let forwarded = self
                         .inner
                         .forwarder
                         .forward(&holder, tenant, id, command.clone(), timeout)
-                        .await
-                    {
+                        .await;
+                    crate::metrics::forwarded(&forwarded, started.elapsed());
+                    match forwarded {
                         Ok(reply) => return Ok(reply),
                         Err(ForwardError::Remote(e)) => return Err(e),
                         Err(ForwardError::Bus(e)) => return Err(e),
@@ -160,6 +162,12 @@ impl Node {
                 }),
             None => Err(WireError::not_holder(self.id())),
         };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) if e.is_not_holder() => "not_holder",
+            Err(_) => "error",
+        };
+        metrics::counter!("sessiond_forwards_served_total", "outcome" => outcome).increment(1);
         let answer = Envelope::Response { id, result };
         if let Err(e) = self.inner.forwarder.publish(&from, &answer).await {
             tracing::warn!(to = %from, error = %e, "forwarded answer not sent");
@@ -209,6 +217,7 @@ impl Node {
                     };
                     match started {
                         Ok(()) => {
+                            metrics::counter!("sessiond_recovered_sessions_total").increment(1);
                             tracing::info!(session_id = %id, from = %dead, "session taken over")
                         }
                         Err(Error::NotFound(_)) => {}
@@ -242,7 +251,10 @@ pub(super) async fn heartbeat(node: Weak<Inner>, stop: CancellationToken) {
         };
         match n.backend().nodes.heartbeat(&record).await {
             Ok(()) => tracing::trace!(expires_at_ms = record.expires_at_ms, "heartbeat"),
-            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            Err(e) => {
+                metrics::counter!("sessiond_heartbeat_failures_total").increment(1);
+                tracing::warn!(error = %e, "heartbeat failed")
+            }
         }
         drop(n);
         tokio::select! {

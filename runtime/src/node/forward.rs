@@ -35,6 +35,11 @@ impl WireError {
             message: format!("node {node} does not hold the session"),
         }
     }
+
+    /// Whether the holder answered that it does not hold the session.
+    pub(crate) fn is_not_holder(&self) -> bool {
+        self.code == NOT_HOLDER
+    }
 }
 
 impl From<&Error> for WireError {
