@@ -53,6 +53,21 @@ enum SessionsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Prints the session's archive: what compact, reset and `delete --archive`
+    /// moved out of the transcript (kept 30 days by default; readable after a delete).
+    Archive {
+        /// Session id.
+        id: String,
+        /// Only messages after this seq.
+        #[arg(long, default_value_t = 0)]
+        after_seq: u64,
+        /// Most messages per page; all pages are printed.
+        #[arg(long, default_value_t = 500)]
+        limit: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Follows the session's events live (reconnects and resumes on its own).
     Tail {
         /// Session id.
@@ -241,21 +256,29 @@ pub(crate) async fn run(args: SessionsArgs) -> anyhow::Result<()> {
             limit,
             json,
         } => {
-            let mut after = after_seq;
-            loop {
-                let page: HistoryResponse = api
-                    .get(&format!(
-                        "/v1/sessions/{id}/messages?after_seq={after}&limit={limit}"
-                    ))
-                    .await?;
-                for m in &page.messages {
-                    print_message(m, json)?;
-                }
-                match page.messages.last() {
-                    Some(last) if page.messages.len() == limit => after = last.seq,
-                    _ => return Ok(()),
-                }
-            }
+            print_pages(
+                &api,
+                &format!("/v1/sessions/{id}/messages"),
+                after_seq,
+                limit,
+                json,
+            )
+            .await
+        }
+        SessionsCommand::Archive {
+            id,
+            after_seq,
+            limit,
+            json,
+        } => {
+            print_pages(
+                &api,
+                &format!("/v1/sessions/{id}/archive"),
+                after_seq,
+                limit,
+                json,
+            )
+            .await
         }
         SessionsCommand::Tail {
             id,
@@ -272,5 +295,29 @@ pub(crate) async fn run(args: SessionsArgs) -> anyhow::Result<()> {
         }
         SessionsCommand::Lifecycle(cmd) => lifecycle::run(&api, cmd).await,
         SessionsCommand::Listing(cmd) => listing::run(&api, cmd).await,
+    }
+}
+
+/// Prints every page of a transcript read (`path` answers `{messages}` pages by
+/// `after_seq` and `limit`).
+async fn print_pages(
+    api: &super::client::ApiClient,
+    path: &str,
+    after_seq: u64,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut after = after_seq;
+    loop {
+        let page: HistoryResponse = api
+            .get(&format!("{path}?after_seq={after}&limit={limit}"))
+            .await?;
+        for m in &page.messages {
+            print_message(m, json)?;
+        }
+        match page.messages.last() {
+            Some(last) if page.messages.len() == limit => after = last.seq,
+            _ => return Ok(()),
+        }
     }
 }

@@ -78,6 +78,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/sessions/{id}/messages",
             post(sessions::send).get(sessions::history),
         )
+        .route("/v1/sessions/{id}/archive", get(sessions::archive))
         .route("/v1/sessions/{id}/abort", post(sessions::abort))
         .route("/v1/sessions/{id}/steer", post(lifecycle::steer))
         .route("/v1/sessions/{id}/pause", post(lifecycle::pause))

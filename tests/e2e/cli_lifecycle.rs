@@ -193,6 +193,22 @@ async fn cli_create_send_steer_pause_patch_compact_reset_delete() {
         reset["session"]["archived_upto"],
         reset["session"]["last_seq"]
     );
+    // The archive holds the whole old transcript; pages of 2 are all printed.
+    let (ok, out, err) = sessiond(
+        &server,
+        &["sessions", "archive", &pid, "--json", "--limit", "2"],
+    );
+    assert!(ok, "sessions archive: {err}");
+    let archived: Vec<u64> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let upto = reset["session"]["archived_upto"].as_u64().unwrap();
+    assert_eq!(archived, (1..=upto).collect::<Vec<_>>());
 
     let deleted = json_of(&server, &["sessions", "delete", &cid, "--archive"]);
     assert_eq!(
@@ -203,6 +219,7 @@ async fn cli_create_send_steer_pause_patch_compact_reset_delete() {
     assert_eq!(deleted["archived"], false);
     fails_with(&server, &["sessions", "get", &pid], "not_found");
     fails_with(&server, &["sessions", "pause", &pid], "not_found");
+    fails_with(&server, &["sessions", "archive", MISSING], "not_found");
     fails_with(
         &server,
         &["sessions", "compact", MISSING, "--keep-last", "1000001"],

@@ -18,15 +18,35 @@ fn tenant() -> sessiond_store::TenantId {
     sessiond_store::TenantId::new("default").unwrap()
 }
 
-async fn archive(store: &Store, id: &str) -> Vec<u64> {
+/// The archive's seqs as the store holds them, checked against what
+/// `GET /v1/sessions/{id}/archive` serves (paged three at a time).
+async fn archive(store: &Store, api: &Api, id: &str) -> Vec<u64> {
     let b = store.open().await;
-    b.sessions
+    let stored: Vec<u64> = b
+        .sessions
         .read_archive(&tenant(), id.parse().unwrap(), 0, 1000)
         .await
         .unwrap()
         .iter()
         .map(|m| m.seq)
-        .collect()
+        .collect();
+    let mut served: Vec<u64> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = api
+            .fetch(&format!(
+                "/v1/sessions/{id}/archive?after_seq={after}&limit=3"
+            ))
+            .await;
+        let page = seqs(page["messages"].as_array().unwrap());
+        served.extend(&page);
+        match page.last() {
+            Some(&last) if page.len() == 3 => after = last,
+            _ => break,
+        }
+    }
+    assert_eq!(served, stored, "the API serves the stored archive");
+    stored
 }
 
 #[tokio::test]
@@ -49,20 +69,23 @@ async fn compact_reset_and_delete_archive_on_every_store() {
             .await;
         assert_eq!(report, json!({"compacted": true, "kept": 2, "archived": 4}));
         assert_eq!(seqs(&api.history(&id).await), vec![5, 6]);
-        assert_eq!(archive(&store, &id).await, vec![1, 2, 3, 4]);
+        assert_eq!(archive(&store, &api, &id).await, vec![1, 2, 3, 4]);
 
         // Durable: the same after a crash.
         server.restart();
         let api = server.api();
         assert_eq!(seqs(&api.history(&id).await), vec![5, 6]);
-        assert_eq!(archive(&store, &id).await, vec![1, 2, 3, 4]);
+        assert_eq!(archive(&store, &api, &id).await, vec![1, 2, 3, 4]);
 
         let reset = api
             .ok(&format!("/v1/sessions/{id}/reset"), json!({}), 200)
             .await;
         assert_eq!(reset["session"]["archived_upto"], 6);
         assert!(api.history(&id).await.is_empty(), "a fresh transcript");
-        assert_eq!(archive(&store, &id).await, (1..=6).collect::<Vec<_>>());
+        assert_eq!(
+            archive(&store, &api, &id).await,
+            (1..=6).collect::<Vec<_>>()
+        );
         let by_key = api.fetch("/v1/projects/demo/sessions/by-key/main").await;
         assert_eq!(by_key["session"]["id"], id.as_str(), "same id, same key");
         let r = api.send(&id, "after reset").await;
@@ -85,7 +108,19 @@ async fn compact_reset_and_delete_archive_on_every_store() {
             .assert_error(404, "not_found");
         let listed = api.fetch("/v1/projects/demo/sessions").await;
         assert_eq!(listed["sessions"], json!([]));
-        assert_eq!(archive(&store, &id).await, (1..=8).collect::<Vec<_>>());
+        assert_eq!(
+            archive(&store, &api, &id).await,
+            (1..=8).collect::<Vec<_>>()
+        );
+        // Past the end of a deleted session's archive: an empty page, not a 404.
+        let past = api
+            .fetch(&format!("/v1/sessions/{id}/archive?after_seq=8"))
+            .await;
+        assert_eq!(past["messages"], json!([]));
+        let unknown = uuid::Uuid::now_v7();
+        api.get(&format!("/v1/sessions/{unknown}/archive"))
+            .await
+            .assert_error(404, "not_found");
         // The key is free again.
         api.create("demo", json!({"key": "main"})).await;
     }

@@ -1,4 +1,4 @@
-//! Session routes: create, get, send, history, abort, permission answers. The
+//! Session routes: create, get, send, history, archive, abort, permission answers. The
 //! lifecycle routes (steer, pause, patch, ...) are in `lifecycle`.
 
 use axum::Json;
@@ -137,11 +137,7 @@ pub(super) async fn history(
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<HistoryResponse>> {
     let id = session_id(&id)?;
-    let max = state.node.config().limits.max_history_page;
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > max {
-        return Err(Error::InvalidRequest(format!("limit must be between 1 and {max}")).into());
-    }
+    let limit = page_limit(&state, &q)?;
     let log = state
         .node
         .history(
@@ -154,6 +150,41 @@ pub(super) async fn history(
     Ok(Json(HistoryResponse {
         messages: log.iter().map(MessageView::from).collect(),
     }))
+}
+
+/// `GET /v1/sessions/{id}/archive?after_seq=&limit=`: what compact, reset and
+/// `DELETE ?archive=true` moved out of the transcript, as long as it is kept.
+pub(super) async fn archive(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> ApiResult<Json<HistoryResponse>> {
+    let id = session_id(&id)?;
+    let limit = page_limit(&state, &q)?;
+    let page = state
+        .node
+        .archive(
+            &state.node.config().tenant,
+            id,
+            q.after_seq.unwrap_or(0),
+            limit,
+        )
+        .await?;
+    Ok(Json(HistoryResponse {
+        messages: page.iter().map(MessageView::from).collect(),
+    }))
+}
+
+/// The page size a transcript read asks for, checked against the node's limit.
+fn page_limit(state: &AppState, q: &HistoryQuery) -> Result<usize, Error> {
+    let max = state.node.config().limits.max_history_page;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > max {
+        return Err(Error::InvalidRequest(format!(
+            "limit must be between 1 and {max}"
+        )));
+    }
+    Ok(limit)
 }
 
 /// `POST /v1/sessions/{id}/abort`; the body (`{run_id?}`) is optional.

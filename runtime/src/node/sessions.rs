@@ -353,6 +353,36 @@ impl Node {
         Ok(log)
     }
 
+    /// A page of the session's archive: the messages compact, reset and
+    /// `DELETE ?archive=true` moved out of the transcript, kept for
+    /// `archive_ttl`. A deleted session's archive stays readable until then.
+    pub async fn archive(
+        &self,
+        tenant: &TenantId,
+        id: SessionId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let page = self
+            .backend()
+            .sessions
+            .read_archive(tenant, id, after_seq, limit)
+            .await?;
+        if page.is_empty() {
+            // Tell an empty page (nothing archived yet, or past the end) from an
+            // unknown session; a deleted session with an archive is known.
+            let sessions = &self.backend().sessions;
+            let known = sessions.load_session(tenant, id).await?.is_some()
+                || !sessions.read_archive(tenant, id, 0, 1).await?.is_empty();
+            if !known {
+                return Err(Error::NotFound(format!(
+                    "session {id}: no such session and no archive of it"
+                )));
+            }
+        }
+        Ok(page)
+    }
+
     /// The session's events after `after_seq` (checks the session exists first).
     pub async fn events(
         &self,
