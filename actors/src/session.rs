@@ -1,6 +1,16 @@
 //! The session actor: owns a session's transcript tail, prompt queue, current run and
 //! the run's cancellation. Everything slow (commits, the driver) happens off the
 //! handler: results come back as messages, so the actor stays responsive to abort.
+//!
+//! # Layout
+//! - here: the actor's start (lease, restore), stop and message dispatch
+//! - `messages`, `handle`: what callers send and the typed API over it
+//! - `state`, `lifecycle`, `restore`: the decisions, as plain methods on
+//!   [`SessionState`] that return the write to commit (tested without an actor)
+//! - `send`, `ops`: handlers of sends and steers, and of the lifecycle requests
+//! - `runs`: the actor's side of a run (start, driver events, end); `run`: the
+//!   run task that drives the driver
+//! - `writes`: how writes reach the store and what a failed one does
 
 mod handle;
 mod lifecycle;
@@ -8,17 +18,15 @@ mod messages;
 mod ops;
 mod restore;
 mod run;
+mod runs;
 mod send;
 mod state;
+mod writes;
 
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use sessiond_store::{
-    ChangeReason, DEFAULT_AUTO_COMPACT_KEEP, LeaseGrant, LeaseRef, Message, ProjectEvent, RunId,
-    SessionId, SessionMeta, TenantId, now_ms,
-};
-use tokio_util::sync::CancellationToken;
+use sessiond_store::{ChangeReason, LeaseGrant, LeaseRef, Message, SessionId, TenantId, now_ms};
 
 pub use handle::SessionHandle;
 pub use lifecycle::{CompactReport, SessionPatch};
@@ -26,10 +34,8 @@ pub use messages::{AbortReply, SendReceipt, SessionArgs, SessionMsg, StartMode};
 pub use state::SessionState;
 
 use crate::context::SessionContext;
-use crate::driver::{DriverEvent, DriverOutcome};
 use crate::error::{Result, SessionError, StartRefused};
-use crate::writer::WriteError;
-use state::ActiveRun;
+use writes::stop_on_write_failure;
 
 /// The session actor (configuration only; all mutable data is in [`SessionState`]).
 #[derive(Debug, Clone)]
@@ -300,186 +306,6 @@ impl Actor for Session {
 }
 
 impl Session {
-    /// Starts the next durable prompt when nothing runs.
-    async fn start_next(&self, me: &ActorRef<SessionMsg>, state: &mut SessionState) {
-        let Some((plan, write)) = state.next_run(now_ms()) else {
-            return;
-        };
-        self.submit(me, state, write).await;
-        let token = CancellationToken::new();
-        metrics::counter!("sessiond_runs_started_total").increment(1);
-        let mut run = ActiveRun::new(plan.run_id, token.clone(), None);
-        run.task = Some(run::spawn(
-            self.ctx.clone(),
-            me.clone(),
-            &state.meta,
-            plan,
-            token,
-            run.force.clone(),
-        ));
-        state.run = Some(run);
-    }
-
-    async fn on_driver_event(
-        &self,
-        me: &ActorRef<SessionMsg>,
-        state: &mut SessionState,
-        run_id: RunId,
-        event: DriverEvent,
-    ) {
-        let crash = self.ctx.settings.test_hooks && crash_hook(&state.meta);
-        let Some(run) = state.run.as_mut().filter(|r| r.run_id == run_id) else {
-            return;
-        };
-        run.events += 1;
-        if crash && run.events == 1 {
-            // The scripted driver's `crash_actor` test hook: a bug in the actor
-            // itself, so supervision can be shown to restart it from the store.
-            panic!("crash_actor: session actor crashed on the first event of run {run_id}");
-        }
-        match event {
-            DriverEvent::Message {
-                role,
-                content,
-                tool,
-            } => {
-                if let Some(write) = state.driver_message(run_id, role, content, tool, now_ms()) {
-                    self.submit(me, state, write).await;
-                }
-            }
-            DriverEvent::Usage(u) => run.usage.add(&u),
-            DriverEvent::Activity => {}
-            DriverEvent::State(driver_state) => {
-                let write = state.set_driver_state(driver_state, now_ms());
-                self.submit(me, state, write).await;
-            }
-        }
-    }
-
-    async fn on_run_ended(
-        &self,
-        me: &ActorRef<SessionMsg>,
-        state: &mut SessionState,
-        run_id: RunId,
-        outcome: DriverOutcome,
-    ) {
-        let Some((write, waiters)) = state.end_run(run_id, outcome, now_ms()) else {
-            return;
-        };
-        let outcome = state.meta.last_run.as_ref().and_then(|r| r.outcome);
-        if let Some(outcome) = outcome {
-            metrics::counter!("sessiond_runs_ended_total", "outcome" => outcome.as_str())
-                .increment(1);
-        }
-        let me2 = me.clone();
-        let announce = state.status_to_announce(write.meta.as_ref());
-        let ctx = self.ctx.clone();
-        let aborted = !waiters.is_empty();
-        let ids = (
-            state.meta.tenant.clone(),
-            state.meta.project.clone(),
-            state.meta.id,
-        );
-        // Retention reads statuses in the store, so it hears of the finished run
-        // once the run's end is committed (here), and only when nothing waits.
-        let finished = state.queue.is_empty() && state.after_run.is_empty();
-        let project = state.project.clone().filter(|_| finished);
-        let on_commit = Box::new(move |result: std::result::Result<u64, WriteError>| {
-            if result.is_ok() {
-                if aborted {
-                    ctx.changed(&ids.0, &ids.1, ids.2, ChangeReason::Abort);
-                }
-                if let Some((tenant, project, status)) = &announce {
-                    ctx.announce(tenant, project, ProjectEvent::Status(status.clone()));
-                }
-                if let Some(project) = project {
-                    let _ = project.cast(crate::project::ProjectMsg::SessionFinished);
-                }
-            }
-            for w in waiters {
-                let answer = match &result {
-                    Ok(_) => Ok(AbortReply::Aborted { run_id }),
-                    Err(e) => Err(SessionError::Unavailable(e.to_string())),
-                };
-                let _ = w.send(answer);
-            }
-            if let Err(e) = result {
-                let _ = me2.cast(SessionMsg::WriteFailed(e));
-            }
-        });
-        self.ctx.writer.submit(write, on_commit).await;
-        self.run_after_run_ops(me, state).await;
-        if state.wants_auto_compact() {
-            let keep = state
-                .meta
-                .config
-                .auto_compact_keep
-                .unwrap_or(DEFAULT_AUTO_COMPACT_KEEP);
-            if let Err(e) = self.compact(me, state, keep).await {
-                tracing::warn!(session_id = %state.meta.id, error = %e, "auto-compact failed");
-            }
-        }
-        self.start_next(me, state).await;
-    }
-
-    /// Hands a write to the writer; a failure comes back as `WriteFailed`. A status
-    /// change is announced on the project channel once committed.
-    async fn submit(
-        &self,
-        me: &ActorRef<SessionMsg>,
-        state: &mut SessionState,
-        write: sessiond_store::SessionWrite,
-    ) {
-        let me = me.clone();
-        let announce = state.status_to_announce(write.meta.as_ref());
-        let ctx = self.ctx.clone();
-        self.ctx
-            .writer
-            .submit(
-                write,
-                Box::new(move |r| match r {
-                    Ok(_) => {
-                        if let Some((tenant, project, status)) = announce {
-                            ctx.announce(&tenant, &project, ProjectEvent::Status(status));
-                        }
-                    }
-                    Err(e) => {
-                        let _ = me.cast(SessionMsg::WriteFailed(e));
-                    }
-                }),
-            )
-            .await;
-    }
-
-    /// Commits a write and waits for it (for operations answered with the result).
-    /// A failure stops the actor, as for any write: its state is ahead of the
-    /// store, which stays the truth for the next incarnation.
-    async fn commit(
-        &self,
-        me: &ActorRef<SessionMsg>,
-        state: &mut SessionState,
-        write: sessiond_store::SessionWrite,
-    ) -> Result<()> {
-        let announce = state.status_to_announce(write.meta.as_ref());
-        if let Err(e) = self.ctx.writer.commit(write).await {
-            stop_on_write_failure(me, state, e.clone());
-            return Err(SessionError::Unavailable(e.to_string()));
-        }
-        if let Some((tenant, project, status)) = announce {
-            self.ctx
-                .announce(&tenant, &project, ProjectEvent::Status(status));
-        }
-        Ok(())
-    }
-
-    fn announce_status(&self, state: &mut SessionState) {
-        if let Some((tenant, project, status)) = state.status_to_announce(Some(&state.meta.clone()))
-        {
-            self.ctx
-                .announce(&tenant, &project, ProjectEvent::Status(status));
-        }
-    }
-
     /// Takes the session off this node's held list (it left the node on purpose).
     async fn let_go(&self, state: &SessionState) {
         let m = &state.meta;
@@ -515,16 +341,6 @@ impl Session {
         let timer = me.send_after(wait, || SessionMsg::IdleCheck);
         state.idle_timer = Some(state::TimerGuard(timer));
     }
-}
-
-/// Whether the session's driver options ask for the `crash_actor` test hook.
-fn crash_hook(meta: &SessionMeta) -> bool {
-    meta.driver_options.get("crash_actor") == Some(&serde_json::Value::Bool(true))
-}
-
-fn stop_on_write_failure(me: &ActorRef<SessionMsg>, state: &SessionState, e: WriteError) {
-    tracing::error!(session_id = %state.meta.id, error = %e, "write failed, stopping session");
-    me.stop(Some(format!("write failed: {e}")));
 }
 
 /// The whole log after `after`, in pages.
