@@ -15,26 +15,25 @@ use crate::ids::{ProjectId, SessionId, TenantId};
 pub struct Channel(String);
 
 impl Channel {
-    /// The channel of one session (sharded: same slot as the session's keys).
+    // Every channel is a sharded channel on Redis (SPUBLISH/SSUBSCRIBE): a cluster
+    // delivers it on the one shard that owns its slot instead of broadcasting it to
+    // every master, as PUBLISH does.
+
+    /// The channel of one session (same slot as the session's keys, so the append
+    /// script publishes from inside the slot).
     pub fn session(tenant: &TenantId, id: SessionId) -> Self {
         Self(format!("sd:{tenant}:s:{{{id}}}:ev"))
     }
 
-    /// The channel of a project's session-level changes.
+    /// The channel of a project's session-level changes (the slot of its name).
     pub fn project(tenant: &TenantId, project: &ProjectId) -> Self {
         Self(format!("sd:{tenant}:p:{project}:ev"))
     }
 
-    /// A node's inbox: commands forwarded to it and replies to its forwards. Not
-    /// sharded (a node has no slot of its own): PUBLISH on Redis, which a cluster
-    /// delivers to subscribers on every master.
+    /// A node's inbox: commands forwarded to it and replies to its forwards (the
+    /// slot of its name).
     pub fn node(node: &crate::ids::NodeId) -> Self {
         Self(format!("sd:node:{node}:rpc"))
-    }
-
-    /// Whether this is a per-session channel (published with SPUBLISH on Redis).
-    pub fn is_sharded(&self) -> bool {
-        self.0.contains(":s:{")
     }
 
     /// The name.

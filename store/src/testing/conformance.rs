@@ -493,7 +493,7 @@ pub async fn event_bus_suite(b: &Backend) {
         Some(BusSignal::Payload(bytes::Bytes::from_static(b"again")))
     );
 
-    // Project channels (not sharded) work the same way.
+    // Project channels work the same way.
     let pch = Channel::project(&t, &meta.project);
     let mut ps = b.bus.subscribe(&pch).await.unwrap();
     b.bus

@@ -1,6 +1,7 @@
-//! `EventBus` on Redis pub/sub: SSUBSCRIBE/SPUBLISH for session channels (sharded:
-//! same slot as the session's keys), SUBSCRIBE/PUBLISH for the others (project
-//! channels, node inboxes).
+//! `EventBus` on Redis sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7.0 or newer) for
+//! every channel: session channels share their session's slot; project channels
+//! and node inboxes have the slot of their name. On a cluster a payload goes to the
+//! shard that owns the slot only (PUBLISH would be broadcast to every master).
 //!
 //! One RESP3 connection of the node carries every subscription; its push messages
 //! are routed by channel name to a [`Fanout`], so a node holds one upstream
@@ -35,41 +36,37 @@ pub(super) enum Subs {
     /// A `ConnectionManager` with a push sender and automatic resubscription.
     Single(ConnectionManager),
     /// A cluster connection with a push sender: each channel lives on the node that
-    /// owns its slot (sharded) or on any node (project channels, node inboxes).
+    /// owns its slot.
     Cluster(ClusterConnection),
 }
 
 impl Subs {
     async fn subscribe(&self, channel: &Channel) -> RedisResult<()> {
         let name = channel.as_str();
-        match (self, channel.is_sharded()) {
+        match self {
             // ConnectionManager has no ssubscribe(); one SSUBSCRIBE with one channel
             // is answered by one confirmation, which the connection takes as its
             // reply (and records, so the manager resubscribes it after a reconnect).
-            (Self::Single(m), true) => {
+            Self::Single(m) => {
                 redis::cmd("SSUBSCRIBE")
                     .arg(name)
                     .exec_async(&mut m.clone())
                     .await
             }
-            (Self::Single(m), false) => m.clone().subscribe(name).await,
-            (Self::Cluster(c), true) => c.clone().ssubscribe(name).await,
-            (Self::Cluster(c), false) => c.clone().subscribe(name).await,
+            Self::Cluster(c) => c.clone().ssubscribe(name).await,
         }
     }
 
     async fn unsubscribe(&self, channel: &Channel) -> RedisResult<()> {
         let name = channel.as_str();
-        match (self, channel.is_sharded()) {
-            (Self::Single(m), true) => {
+        match self {
+            Self::Single(m) => {
                 redis::cmd("SUNSUBSCRIBE")
                     .arg(name)
                     .exec_async(&mut m.clone())
                     .await
             }
-            (Self::Single(m), false) => m.clone().unsubscribe(name).await,
-            (Self::Cluster(c), true) => c.clone().sunsubscribe(name).await,
-            (Self::Cluster(c), false) => c.clone().unsubscribe(name).await,
+            Self::Cluster(c) => c.clone().sunsubscribe(name).await,
         }
     }
 }
@@ -223,12 +220,7 @@ async fn recovery(bus: Weak<BusInner>, wake: Arc<Notify>) {
 #[async_trait]
 impl EventBus for RedisBus {
     async fn publish(&self, channel: &Channel, payload: Bytes) -> Result<()> {
-        let command = if channel.is_sharded() {
-            "SPUBLISH"
-        } else {
-            "PUBLISH"
-        };
-        redis::cmd(command)
+        redis::cmd("SPUBLISH")
             .arg(channel.as_str())
             .arg(payload.as_ref())
             .exec_async(&mut self.inner.conn.clone())

@@ -18,7 +18,7 @@
 //! sd:nodes                 ZSET    node id -> heartbeat expiry (ms)
 //! sd:node:<id>             STRING  encoded NodeRecord, PX until an hour past expiry
 //! sd:node:<id>:held        SET     "<tenant>|<sid>" per session the node holds
-//! sd:node:<id>:rpc         channel (PUBLISH), see `Channel::node`
+//! sd:node:<id>:rpc         channel (SPUBLISH), see `Channel::node`
 //! ```
 //!
 //! Not in DESIGN.md §5:
@@ -153,14 +153,12 @@ mod tests {
     }
 
     #[test]
-    fn node_keys_and_inbox_are_plain() {
+    fn node_keys_and_inbox_have_no_hash_tag() {
         let n = NodeId::new("node-a.1").unwrap();
         assert_eq!(node_record(&n), "sd:node:node-a.1");
         assert_eq!(node_held(&n), "sd:node:node-a.1:held");
         let inbox = Channel::node(&n);
         assert_eq!(inbox.as_str(), "sd:node:node-a.1:rpc");
-        // PUBLISH/SUBSCRIBE, not the sharded commands: the inbox has no slot of its own.
-        assert!(!inbox.is_sharded());
         for key in [node_record(&n), node_held(&n), NODES.to_owned()] {
             assert!(!key.contains('{'));
         }

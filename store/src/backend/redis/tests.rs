@@ -372,8 +372,8 @@ async fn the_suites_pass_on_a_cluster() {
     crate::testing::conformance::lease_store_suite(&b).await;
     crate::testing::conformance::event_bus_suite(&b).await;
     crate::testing::conformance::node_registry_suite(&b).await;
-    // A node's inbox is a plain channel: PUBLISH through whichever master reaches a
-    // subscriber on another connection, which may sit on another master.
+    // A node's inbox is a sharded channel: SPUBLISH goes to the master owning its
+    // slot, where the other connection subscribed it.
     let other = connect_redis(&cluster.url()).await.unwrap();
     nodes::inbox_crosses_connections(&b, &other).await;
     // The session keys spread over the masters: several sessions' logs, one per

@@ -151,3 +151,52 @@ async fn a_node_inbox_reaches_another_connection() {
     let b = connect_redis(&server.url()).await.unwrap();
     inbox_crosses_connections(&a, &b).await;
 }
+
+/// Inboxes and project channels are sharded channels, as session channels are: a
+/// cluster then keeps each on its slot's shard instead of broadcasting it.
+#[tokio::test]
+async fn every_channel_is_a_sharded_channel() {
+    let server = RedisServer::start();
+    let b = connect_redis(&server.url()).await.unwrap();
+    let t = fresh_tenant();
+    let channels = [
+        Channel::node(&fresh_node()),
+        Channel::project(&t, &crate::ids::ProjectId::new("web").unwrap()),
+        Channel::session(&t, SessionId::generate()),
+    ];
+    let mut subs = Vec::new();
+    for ch in &channels {
+        subs.push(b.bus.subscribe(ch).await.unwrap());
+    }
+    let mut r = raw(&server.url()).await;
+    for ch in &channels {
+        let counts = |kind: &'static str| {
+            let mut r = r.clone();
+            let name = ch.as_str().to_owned();
+            async move {
+                let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+                    .arg(kind)
+                    .arg(name)
+                    .query_async(&mut r)
+                    .await
+                    .unwrap();
+                counts[0].1
+            }
+        };
+        assert_eq!(counts("SHARDNUMSUB").await, 1, "{ch} is sharded");
+        assert_eq!(counts("NUMSUB").await, 0, "{ch} is not a plain channel");
+        let n: i64 = redis::cmd("SPUBLISH")
+            .arg(ch.as_str())
+            .arg("x")
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "SPUBLISH on {ch} reaches the node");
+    }
+    for sub in &mut subs {
+        assert_eq!(
+            next(sub).await,
+            BusSignal::Payload(Bytes::from_static(b"x"))
+        );
+    }
+}
