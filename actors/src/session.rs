@@ -203,6 +203,7 @@ impl Actor for Session {
         if !cut {
             self.let_go(state).await;
         }
+        self.ctx.settled.notify_waiters();
         Ok(())
     }
 

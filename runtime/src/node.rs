@@ -135,6 +135,7 @@ impl Node {
             lease_book: LeaseBook::default(),
             nodes: backend.nodes.clone(),
             bus: backend.bus.clone(),
+            settled: Default::default(),
         };
         let stop = CancellationToken::new();
         tokio::spawn(keep_leases(ctx.clone(), backend.clone(), stop.clone()));
@@ -348,7 +349,12 @@ impl Node {
     /// it are cancelled by the stop and marked interrupted by the next owner.
     async fn drain(&self) {
         let deadline = tokio::time::Instant::now() + self.inner.config.drain_timeout;
+        let mut reported = None;
         loop {
+            // Registered before the look, so a run ending during it still wakes us.
+            let settled = self.inner.ctx.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
             let handles: Vec<SessionHandle> = self
                 .inner
                 .resident
@@ -371,11 +377,23 @@ impl Node {
                 tracing::warn!(busy, "drain deadline passed; stopping sessions with runs");
                 return;
             }
-            tracing::info!(busy, "draining: waiting for runs to finish");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            if reported != Some(busy) {
+                tracing::info!(busy, "draining: waiting for runs to finish");
+                reported = Some(busy);
+            }
+            // A run ending or a session stopping wakes this; the periodic look
+            // covers an actor that died without stopping (a panic).
+            let look_again = (tokio::time::Instant::now() + DRAIN_LOOK_AGAIN).min(deadline);
+            tokio::select! {
+                () = &mut settled => {}
+                () = tokio::time::sleep_until(look_again) => {}
+            }
         }
     }
 }
+
+/// How often a drain looks at the resident sessions without being woken.
+const DRAIN_LOOK_AGAIN: Duration = Duration::from_secs(1);
 
 /// The single node of an embedded store keeps one id across restarts (in
 /// `<data_dir>/node-id`), so after a crash it takes its sessions' leases back at once

@@ -135,6 +135,7 @@ impl Session {
             }
         }
         self.start_next(me, state).await;
+        self.ctx.settled.notify_waiters();
     }
 }
 

@@ -35,6 +35,7 @@ pub(crate) fn context_with(b: &Backend, tune: impl FnOnce(&mut SessionSettings))
         lease_book: LeaseBook::default(),
         nodes: b.nodes.clone(),
         bus: b.bus.clone(),
+        settled: Default::default(),
     }
 }
 
