@@ -6,11 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sessiond_store::{
-    BusEvent, ChangeReason, Channel, EventBus, LeaseRef, LeaseStore, NodeId, NodeRegistry,
-    ProjectEvent, ProjectId, RetentionPolicy, SessionId, SessionStore, TenantId,
+    BusEvent, ChangeReason, Channel, LeaseRef, LeaseStore, NodeId, NodeRegistry, ProjectEvent,
+    ProjectId, RetentionPolicy, SessionId, SessionStore, TenantId,
 };
 
 use crate::driver::DriverRegistry;
+use crate::notices::Notices;
 use crate::writer::Writer;
 
 /// Timing of session actors.
@@ -83,8 +84,9 @@ pub struct SessionContext {
     pub settings: SessionSettings,
     /// Leases of resident sessions, renewed by the node.
     pub lease_book: LeaseBook,
-    /// Where project notices (`sessions.changed`, statuses) and stall notices go.
-    pub bus: Arc<dyn EventBus>,
+    /// Where project notices (`sessions.changed`, statuses) and stall notices go:
+    /// the node's one publisher, in order.
+    pub notices: Notices,
     /// Which sessions this node holds, for the survivors of its death.
     pub nodes: Arc<dyn NodeRegistry>,
     /// Woken (all waiters) whenever a session of this node ends a run or stops:
@@ -96,7 +98,8 @@ impl SessionContext {
     /// Publishes a project notice in the background: pub/sub is at-most-once by
     /// contract, and no caller should wait on a notice.
     pub fn announce(&self, tenant: &TenantId, project: &ProjectId, event: ProjectEvent) {
-        publish(self.bus.clone(), Channel::project(tenant, project), &event);
+        self.notices
+            .publish(Channel::project(tenant, project), &event);
     }
 
     /// Publishes `sessions.changed` for a session with `reason`.
@@ -119,20 +122,7 @@ impl SessionContext {
 
     /// Publishes a session-channel notice that no commit carries (a stall).
     pub fn notify_session(&self, tenant: &TenantId, id: SessionId, event: &BusEvent) {
-        publish(self.bus.clone(), Channel::session(tenant, id), event);
-    }
-}
-
-fn publish<T: serde::Serialize>(bus: Arc<dyn EventBus>, channel: Channel, event: &T) {
-    match sessiond_store::codec::encode(event) {
-        Ok(bytes) => {
-            tokio::spawn(async move {
-                if let Err(e) = bus.publish(&channel, bytes.into()).await {
-                    tracing::debug!(channel = channel.as_str(), error = %e, "notice not published");
-                }
-            });
-        }
-        Err(e) => tracing::error!(error = %e, "notice cannot be encoded"),
+        self.notices.publish(Channel::session(tenant, id), event);
     }
 }
 

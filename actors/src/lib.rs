@@ -18,6 +18,7 @@
 pub mod context;
 pub mod driver;
 pub mod error;
+pub mod notices;
 pub mod project;
 pub mod scripted;
 pub mod session;
@@ -28,6 +29,7 @@ pub use driver::{
     AgentDriver, AnswerError, DriverEvent, DriverEvents, DriverOutcome, DriverRegistry, RunRequest,
 };
 pub use error::{Result, SessionError};
+pub use notices::Notices;
 pub use project::ProjectHandle;
 pub use session::{AbortReply, CompactReport, SendReceipt, SessionHandle, SessionPatch};
 pub use writer::{Writer, WriterConfig};

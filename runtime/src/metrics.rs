@@ -14,6 +14,8 @@
 //! - `recovered_sessions_total` (sessions of dead nodes activated here by the
 //!   recovery sweep), `heartbeat_failures_total`, `leases_lost_total` (a session
 //!   stopped because another node took it, sessiond-actors)
+//! - `notices_dropped_total` (project and stall notices the bus could not take,
+//!   sessiond-actors)
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -134,7 +134,7 @@ impl Node {
             settings: config.session.clone(),
             lease_book: LeaseBook::default(),
             nodes: backend.nodes.clone(),
-            bus: backend.bus.clone(),
+            notices: sessiond_actors::Notices::spawn(backend.bus.clone()),
             settled: Default::default(),
         };
         let stop = CancellationToken::new();

@@ -97,6 +97,16 @@ pub trait EventBus: Send + Sync + 'static {
     /// Publishes a payload to every current subscriber of the channel, on any node.
     async fn publish(&self, channel: &Channel, payload: Bytes) -> Result<()>;
 
+    /// Publishes a batch; the payloads of one channel go out in the batch's order.
+    /// Backends that can send it in one round trip do; by default, one publish
+    /// after another (stopping at the first error).
+    async fn publish_batch(&self, batch: &[(Channel, Bytes)]) -> Result<()> {
+        for (channel, payload) in batch {
+            self.publish(channel, payload.clone()).await?;
+        }
+        Ok(())
+    }
+
     /// Subscribes to a channel. The subscription is live when this returns.
     async fn subscribe(&self, channel: &Channel) -> Result<BusSubscription>;
 }

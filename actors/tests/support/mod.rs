@@ -34,7 +34,7 @@ pub(crate) fn context_with(b: &Backend, tune: impl FnOnce(&mut SessionSettings))
         settings,
         lease_book: LeaseBook::default(),
         nodes: b.nodes.clone(),
-        bus: b.bus.clone(),
+        notices: sessiond_actors::Notices::spawn(b.bus.clone()),
         settled: Default::default(),
     }
 }

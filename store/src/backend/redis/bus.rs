@@ -228,6 +228,44 @@ impl EventBus for RedisBus {
         Ok(())
     }
 
+    async fn publish_batch(&self, batch: &[(Channel, Bytes)]) -> Result<()> {
+        match &self.inner.conn {
+            // One pipeline, one round trip, in order.
+            Conn::Single(_) => {
+                let mut pipe = redis::pipe();
+                for (channel, payload) in batch {
+                    pipe.cmd("SPUBLISH")
+                        .arg(channel.as_str())
+                        .arg(payload.as_ref())
+                        .ignore();
+                }
+                pipe.exec_async(&mut self.inner.conn.clone()).await?;
+            }
+            // A cluster pipeline goes to one node, but the channels live on their
+            // slots' masters: each channel's payloads in order, the channels at
+            // once.
+            Conn::Cluster(_) => {
+                let mut by_channel: Vec<(&Channel, Vec<&Bytes>)> = Vec::new();
+                for (channel, payload) in batch {
+                    match by_channel.iter_mut().find(|(c, _)| *c == channel) {
+                        Some((_, payloads)) => payloads.push(payload),
+                        None => by_channel.push((channel, vec![payload])),
+                    }
+                }
+                futures::future::try_join_all(by_channel.into_iter().map(
+                    |(channel, payloads)| async move {
+                        for payload in payloads {
+                            self.publish(channel, payload.clone()).await?;
+                        }
+                        Ok::<(), crate::error::StoreError>(())
+                    },
+                ))
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn subscribe(&self, channel: &Channel) -> Result<BusSubscription> {
         let inner = self.inner.clone();
         self.inner

@@ -125,6 +125,35 @@ pub async fn event_bus_suite(b: &Backend) {
         Some(BusSignal::Payload(bytes::Bytes::from_static(b"again")))
     );
 
+    // A batch over several channels: each channel's payloads in the batch's order.
+    let batch_channels = [
+        Channel::project(&t, &meta.project),
+        Channel::node(&NodeId::new("batch-node").unwrap()),
+        Channel::session(&t, SessionId::generate()),
+    ];
+    let mut batch_subs = Vec::new();
+    for ch in &batch_channels {
+        batch_subs.push(b.bus.subscribe(ch).await.unwrap());
+    }
+    let mut batch = Vec::new();
+    for i in 0..30u32 {
+        let ch = &batch_channels[i as usize % batch_channels.len()];
+        batch.push((ch.clone(), bytes::Bytes::from(i.to_string())));
+    }
+    b.bus.publish_batch(&batch).await.unwrap();
+    for (k, sub) in batch_subs.iter_mut().enumerate() {
+        for i in (k as u32..30).step_by(batch_channels.len()) {
+            let got = tokio::time::timeout(Duration::from_secs(5), sub.recv())
+                .await
+                .expect("a batched payload within 5 s");
+            assert_eq!(
+                got,
+                Some(BusSignal::Payload(bytes::Bytes::from(i.to_string()))),
+                "channel {k}, payload {i}"
+            );
+        }
+    }
+
     // Project channels work the same way.
     let pch = Channel::project(&t, &meta.project);
     let mut ps = b.bus.subscribe(&pch).await.unwrap();

@@ -1,0 +1,109 @@
+//! The node's notice publisher: project notices (`sessions.changed`, statuses) and
+//! session notices no commit carries (a stall), published by one task in the order
+//! they were given, in batches.
+//!
+//! One task keeps a channel's notices in order (a session's `running` never
+//! arrives after its `idle`, as it could with a task per notice) and lets a backend
+//! send a batch in one round trip (a pipeline on Redis). Notices are at-most-once
+//! by contract: nobody waits on one, a failed batch is logged and dropped, and when
+//! the bus is too slow for the queue the newest notices are dropped and counted
+//! (`sessiond_notices_dropped_total`) rather than held without bound.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sessiond_store::{Channel, EventBus};
+use tokio::sync::mpsc;
+
+/// Notices waiting for the bus. Enough for bursts (every session of a node
+/// changing status at once); a bus that cannot keep up loses notices, which
+/// readers recover from by re-reading the store.
+const QUEUE: usize = 8192;
+
+/// Most notices handed to the bus in one batch.
+const BATCH: usize = 256;
+
+/// The sending side; cheap to clone. The task ends when every clone is gone.
+#[derive(Clone)]
+pub struct Notices {
+    tx: mpsc::Sender<(Channel, Bytes)>,
+}
+
+impl Notices {
+    /// Starts the publishing task on `bus`.
+    pub fn spawn(bus: Arc<dyn EventBus>) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(publish_all(bus, rx));
+        Self { tx }
+    }
+
+    /// Queues `event` for `channel`, encoded with the store's codec; never waits.
+    pub fn publish<T: serde::Serialize>(&self, channel: Channel, event: &T) {
+        let bytes = match sessiond_store::codec::encode(event) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(e) => {
+                tracing::error!(error = %e, "notice cannot be encoded");
+                return;
+            }
+        };
+        match self.tx.try_send((channel, bytes)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full((channel, _))) => {
+                metrics::counter!("sessiond_notices_dropped_total").increment(1);
+                tracing::debug!(
+                    channel = channel.as_str(),
+                    "notice queue full, notice dropped"
+                );
+            }
+            // The node is stopping: nobody is left to tell.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+impl std::fmt::Debug for Notices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notices").finish_non_exhaustive()
+    }
+}
+
+async fn publish_all(bus: Arc<dyn EventBus>, mut rx: mpsc::Receiver<(Channel, Bytes)>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        if let Err(e) = bus.publish_batch(&batch).await {
+            tracing::debug!(notices = batch.len(), error = %e, "notices not published");
+        }
+        batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sessiond_store::backend::memory::memory;
+    use sessiond_store::{BusSignal, ProjectId, TenantId};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn notices_arrive_in_the_order_given() {
+        let b = memory();
+        let channel = Channel::project(&TenantId::new("t").unwrap(), &ProjectId::new("p").unwrap());
+        let mut sub = b.bus.subscribe(&channel).await.unwrap();
+        let notices = Notices::spawn(b.bus.clone());
+        for i in 0..500u32 {
+            notices.publish(channel.clone(), &i);
+        }
+        for want in 0..500u32 {
+            let signal = tokio::time::timeout(Duration::from_secs(5), sub.recv())
+                .await
+                .expect("a notice within 5 s");
+            let Some(BusSignal::Payload(p)) = signal else {
+                panic!("expected a payload, got {signal:?}");
+            };
+            let got: u32 = sessiond_store::codec::decode(&p).unwrap();
+            assert_eq!(got, want);
+        }
+    }
+}
