@@ -149,6 +149,29 @@ impl BusInner {
         Ok(())
     }
 
+    /// The channel an unsubscribe push names, when this node still has it
+    /// subscribed (its own unsubscribes forget the name before they are sent).
+    fn still_wanted(&self, data: &[Value]) -> Option<Channel> {
+        let Some(Value::BulkString(name)) = data.first() else {
+            return None;
+        };
+        self.names
+            .lock()
+            .expect("bus names lock")
+            .get(name)
+            .cloned()
+    }
+
+    /// Subscribes one channel again after the server dropped it, unless its
+    /// readers left meanwhile.
+    async fn resubscribe_one(&self, channel: &Channel) -> Result<()> {
+        let _serial = self.lock.lock().await;
+        if self.fanout.has_readers(channel) {
+            self.subs.subscribe(channel).await?;
+        }
+        Ok(())
+    }
+
     fn deliver(&self, data: Vec<Value>) {
         let mut data = data.into_iter();
         let (Some(Value::BulkString(name)), Some(Value::BulkString(payload))) =
@@ -184,11 +207,44 @@ async fn route_pushes(bus: Weak<BusInner>, mut pushes: mpsc::UnboundedReceiver<P
                 inner.fanout.reset_all();
                 wake.notify_one();
             }
+            // The server dropped a sharded subscription without a disconnection:
+            // its slot moved to another master (resharding, failover). The client
+            // forgets it too, so no reconnection would bring it back.
+            PushKind::SUnsubscribe => {
+                if let Some(channel) = inner.still_wanted(&push.data) {
+                    tokio::spawn(resubscribe(Arc::downgrade(&inner), channel));
+                }
+            }
             _ => {}
         }
     }
     // The bus is gone: the recovery task sees it and ends.
     wake.notify_one();
+}
+
+/// After the server dropped one sharded subscription: subscribe it again (where
+/// its slot lives now), retrying while the cluster settles, then tell its readers
+/// to re-read the store, since payloads published meanwhile are lost.
+async fn resubscribe(bus: Weak<BusInner>, channel: Channel) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let Some(inner) = bus.upgrade() else {
+            return;
+        };
+        match inner.resubscribe_one(&channel).await {
+            Ok(()) => {
+                inner.fanout.deliver(&channel, BusSignal::Reset);
+                tracing::info!(channel = %channel, "redis dropped a subscription (slot moved); subscribed again");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(channel = %channel, error = %e, "redis bus cannot subscribe a moved channel yet")
+            }
+        }
+        drop(inner);
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
 }
 
 /// After each disconnection: subscribe every channel again (waiting for the

@@ -25,6 +25,7 @@ use crate::testing::wait_until;
 
 mod lifecycle;
 mod nodes;
+mod slot_move;
 
 const TTL: Duration = Duration::from_secs(10);
 
