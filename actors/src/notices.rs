@@ -4,12 +4,14 @@
 //!
 //! One task keeps a channel's notices in order (a session's `running` never
 //! arrives after its `idle`, as it could with a task per notice) and lets a backend
-//! send a batch in one round trip (a pipeline on Redis). Notices are at-most-once
-//! by contract: nobody waits on one, a failed batch is logged and dropped, and when
-//! the bus is too slow for the queue the newest notices are dropped and counted
-//! (`sessiond_notices_dropped_total`) rather than held without bound.
+//! send a batch in few round trips (a pipeline on Redis, one per channel on a
+//! cluster). Notices are at-most-once by contract: nobody waits on one, a failed
+//! batch is logged and dropped, a batch the bus has not taken within 5 s is dropped,
+//! and when the bus is too slow for the queue the newest notices are dropped; both
+//! are counted (`sessiond_notices_dropped_total`) rather than held without bound.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use sessiond_store::{Channel, EventBus};
@@ -22,6 +24,10 @@ const QUEUE: usize = 8192;
 
 /// Most notices handed to the bus in one batch.
 const BATCH: usize = 256;
+
+/// How long one batch may take; past it the batch is dropped, so a bus that
+/// hangs (an unreachable shard) delays notices by this much at most.
+const BATCH_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The sending side; cheap to clone. The task ends when every clone is gone.
 #[derive(Clone)]
@@ -70,8 +76,18 @@ impl std::fmt::Debug for Notices {
 async fn publish_all(bus: Arc<dyn EventBus>, mut rx: mpsc::Receiver<(Channel, Bytes)>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        if let Err(e) = bus.publish_batch(&batch).await {
-            tracing::debug!(notices = batch.len(), error = %e, "notices not published");
+        match tokio::time::timeout(BATCH_DEADLINE, bus.publish_batch(&batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(notices = batch.len(), error = %e, "notices not published")
+            }
+            Err(_) => {
+                metrics::counter!("sessiond_notices_dropped_total").increment(batch.len() as u64);
+                tracing::warn!(
+                    notices = batch.len(),
+                    "the bus did not take notices in time; dropped"
+                );
+            }
         }
         batch.clear();
     }
@@ -79,26 +95,52 @@ async fn publish_all(bus: Arc<dyn EventBus>, mut rx: mpsc::Receiver<(Channel, By
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
 
+    use async_trait::async_trait;
     use sessiond_store::backend::memory::memory;
-    use sessiond_store::{BusSignal, ProjectId, TenantId};
+    use sessiond_store::{BusSignal, BusSubscription, ProjectId, TenantId};
 
     use super::*;
 
-    #[tokio::test]
+    /// A bus whose publishes take 0 to 2 ms, varying from one to the next, like
+    /// round trips to a server: publishes started at once finish out of order.
+    struct SlowBus {
+        inner: Arc<dyn EventBus>,
+        calls: AtomicU64,
+    }
+
+    #[async_trait]
+    impl EventBus for SlowBus {
+        async fn publish(&self, channel: &Channel, payload: Bytes) -> sessiond_store::Result<()> {
+            let n = self.calls.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_micros((n * 7919) % 2000)).await;
+            self.inner.publish(channel, payload).await
+        }
+
+        async fn subscribe(&self, channel: &Channel) -> sessiond_store::Result<BusSubscription> {
+            self.inner.subscribe(channel).await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn notices_arrive_in_the_order_given() {
         let b = memory();
         let channel = Channel::project(&TenantId::new("t").unwrap(), &ProjectId::new("p").unwrap());
         let mut sub = b.bus.subscribe(&channel).await.unwrap();
-        let notices = Notices::spawn(b.bus.clone());
-        for i in 0..500u32 {
+        let bus = Arc::new(SlowBus {
+            inner: b.bus.clone(),
+            calls: AtomicU64::new(0),
+        });
+        let notices = Notices::spawn(bus);
+        for i in 0..300u32 {
             notices.publish(channel.clone(), &i);
         }
-        for want in 0..500u32 {
-            let signal = tokio::time::timeout(Duration::from_secs(5), sub.recv())
+        for want in 0..300u32 {
+            let signal = tokio::time::timeout(Duration::from_secs(10), sub.recv())
                 .await
-                .expect("a notice within 5 s");
+                .expect("a notice within 10 s");
             let Some(BusSignal::Payload(p)) = signal else {
                 panic!("expected a payload, got {signal:?}");
             };

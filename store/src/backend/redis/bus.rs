@@ -273,6 +273,21 @@ async fn recovery(bus: Weak<BusInner>, wake: Arc<Notify>) {
     }
 }
 
+impl RedisBus {
+    /// SPUBLISH of each payload, in one pipeline.
+    async fn pipeline(&self, payloads: &[(&Channel, &Bytes)]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for (channel, payload) in payloads {
+            pipe.cmd("SPUBLISH")
+                .arg(channel.as_str())
+                .arg(payload.as_ref())
+                .ignore();
+        }
+        pipe.exec_async(&mut self.inner.conn.clone()).await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl EventBus for RedisBus {
     async fn publish(&self, channel: &Channel, payload: Bytes) -> Result<()> {
@@ -288,38 +303,26 @@ impl EventBus for RedisBus {
         match &self.inner.conn {
             // One pipeline, one round trip, in order.
             Conn::Single(_) => {
-                let mut pipe = redis::pipe();
-                for (channel, payload) in batch {
-                    pipe.cmd("SPUBLISH")
-                        .arg(channel.as_str())
-                        .arg(payload.as_ref())
-                        .ignore();
-                }
-                pipe.exec_async(&mut self.inner.conn.clone()).await?;
+                let payloads: Vec<_> = batch.iter().map(|(c, p)| (c, p)).collect();
+                self.pipeline(&payloads).await
             }
-            // A cluster pipeline goes to one node, but the channels live on their
-            // slots' masters: each channel's payloads in order, the channels at
-            // once.
+            // A cluster pipeline goes to one master, but each channel lives on its
+            // slot's: one pipeline per channel (in order), the channels at once. A
+            // channel that fails does not stop the others.
             Conn::Cluster(_) => {
-                let mut by_channel: Vec<(&Channel, Vec<&Bytes>)> = Vec::new();
+                let mut by_channel: Vec<Vec<(&Channel, &Bytes)>> = Vec::new();
                 for (channel, payload) in batch {
-                    match by_channel.iter_mut().find(|(c, _)| *c == channel) {
-                        Some((_, payloads)) => payloads.push(payload),
-                        None => by_channel.push((channel, vec![payload])),
+                    match by_channel.iter_mut().find(|g| g[0].0 == channel) {
+                        Some(group) => group.push((channel, payload)),
+                        None => by_channel.push(vec![(channel, payload)]),
                     }
                 }
-                futures::future::try_join_all(by_channel.into_iter().map(
-                    |(channel, payloads)| async move {
-                        for payload in payloads {
-                            self.publish(channel, payload.clone()).await?;
-                        }
-                        Ok::<(), crate::error::StoreError>(())
-                    },
-                ))
-                .await?;
+                let results =
+                    futures::future::join_all(by_channel.iter().map(|group| self.pipeline(group)))
+                        .await;
+                results.into_iter().collect()
             }
         }
-        Ok(())
     }
 
     async fn subscribe(&self, channel: &Channel) -> Result<BusSubscription> {
