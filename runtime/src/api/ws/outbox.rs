@@ -131,10 +131,20 @@ async fn write<S>(
     let mut carried = None;
     let close = loop {
         let next = tokio::select! {
+            // The end first: it decides what the last words are.
+            biased;
             close = &mut finished => break close.ok().flatten(),
             frame = rx.recv() => match frame {
                 Some(frame) => frame,
-                None => break None,
+                // Every producer is gone: the socket is ending. Its end (with the
+                // close frame to send) comes next, unless it was dropped.
+                None => {
+                    break tokio::time::timeout(CLOSE_GRACE, &mut finished)
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .flatten();
+                }
             },
             _ = ping.tick() => Message::Ping(Default::default()),
         };
@@ -199,6 +209,12 @@ pub(super) fn close_frame(code: u16, reason: &str) -> CloseFrame {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+
     use super::*;
     use crate::api::model::LaggedView;
 
@@ -261,7 +277,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_frame_waiting_for_room_when_the_end_comes_goes_out_first() {
+    async fn frames_behind_a_slow_reader_all_go_out_before_the_close() {
         use futures::StreamExt;
         for _ in 0..ROUNDS {
             let (outbox, rx) = Outbox::new(4);
@@ -278,6 +294,97 @@ mod tests {
                 .await;
             assert_frames_then_close(&reader.await.expect("reader"));
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_close_frame_goes_out_when_the_producers_left_first() {
+        use futures::StreamExt;
+        let (outbox, rx) = Outbox::new(4);
+        let (sink, mut sent) = futures::channel::mpsc::unbounded::<Message>();
+        let writer = spawn_writer(sink, rx);
+        for seq in 1..=3 {
+            assert_eq!(outbox.push(&frame(seq)).await, Pushed::Queued);
+        }
+        // Every producer is gone before the end is given (as when the socket's
+        // tasks end first): the writer drains the queue and finds it closed.
+        drop(outbox);
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(sent.next().await.expect("a frame"));
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        writer
+            .finish(Some(close_frame(1001, "node stopping")))
+            .await;
+        while let Ok(m) = sent.try_recv() {
+            got.push(m);
+        }
+        assert_frames_then_close(&got);
+    }
+
+    /// A sink with no room until a second has passed (paused time), which says
+    /// when the writer first asked for room.
+    struct GatedSink {
+        gate: Pin<Box<tokio::time::Sleep>>,
+        asked: Arc<AtomicBool>,
+        sent: Arc<Mutex<Vec<Message>>>,
+    }
+
+    impl Sink<Message> for GatedSink {
+        type Error = std::convert::Infallible;
+
+        fn poll_ready(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            self.asked.store(true, Ordering::SeqCst);
+            self.gate.as_mut().poll(cx).map(Ok)
+        }
+
+        fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+            self.sent.lock().unwrap().push(item);
+            Ok(())
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_in_hand_when_the_end_comes_goes_out_first() {
+        let (outbox, rx) = Outbox::new(4);
+        let asked = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let sink = GatedSink {
+            gate: Box::pin(tokio::time::sleep(Duration::from_secs(1))),
+            asked: asked.clone(),
+            sent: sent.clone(),
+        };
+        let writer = spawn_writer(sink, rx);
+        assert_eq!(outbox.push(&frame(1)).await, Pushed::Queued);
+        // The writer took frame 1 off the queue and waits for room for it.
+        for _ in 0..1000 {
+            if asked.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(asked.load(Ordering::SeqCst), "the writer asked for room");
+        for seq in 2..=3 {
+            assert_eq!(outbox.push(&frame(seq)).await, Pushed::Queued);
+        }
+        // The end comes while frame 1 is in hand; the room comes within the grace.
+        writer
+            .finish(Some(close_frame(1001, "node stopping")))
+            .await;
+        assert_frames_then_close(&sent.lock().unwrap());
     }
 
     #[test]
