@@ -78,6 +78,9 @@ impl AgentEnv {
         node_path
             .iter()
             .flat_map(std::env::split_paths)
+            // A relative entry (`.`, `bin`) would be resolved against the session's
+            // working directory at spawn: never run a program from a workspace.
+            .filter(|dir| dir.is_absolute())
             .map(|dir| dir.join(command))
             .find(|candidate| is_executable(candidate))
             .unwrap_or_else(|| PathBuf::from(command))
@@ -180,6 +183,20 @@ mod tests {
         assert_eq!(
             none.program("plain-file", node_path.clone()),
             PathBuf::from("plain-file")
+        );
+        // Relative entries of the node's PATH are skipped, even when they lead to
+        // the program from the node's working directory.
+        let cwd = std::env::current_dir().unwrap();
+        let up = "../".repeat(cwd.components().count());
+        let relative_dir = format!(
+            "{up}{}",
+            dir.path().display().to_string().trim_start_matches('/')
+        );
+        assert!(Path::new(&relative_dir).join("agent-tool").is_file());
+        let relative = Some(std::env::join_paths([relative_dir]).unwrap());
+        assert_eq!(
+            none.program("agent-tool", relative),
+            PathBuf::from("agent-tool")
         );
         // A path is taken as it is.
         assert_eq!(
