@@ -89,8 +89,9 @@ pub struct SessionContext {
     pub notices: Notices,
     /// Which sessions this node holds, for the survivors of its death.
     pub nodes: Arc<dyn NodeRegistry>,
-    /// Woken (all waiters) whenever a session of this node ends a run or stops:
-    /// what a draining node waits on instead of polling.
+    /// Woken (all waiters) whenever a session of this node becomes settled (no
+    /// run, none to start by itself) or stops: what a draining node waits on
+    /// instead of polling.
     pub settled: Arc<tokio::sync::Notify>,
 }
 

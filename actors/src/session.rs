@@ -216,6 +216,7 @@ impl Actor for Session {
         if msg.is_request() {
             state.last_touch = tokio::time::Instant::now();
         }
+        let was_settled = state.is_settled();
         match msg {
             SessionMsg::Send {
                 prompt,
@@ -250,6 +251,9 @@ impl Actor for Session {
             } => self.on_delete(&me, state, archive, reason, reply).await,
             SessionMsg::Get { reply } => {
                 let _ = reply.send(state.meta.clone());
+            }
+            SessionMsg::IsSettled { reply } => {
+                let _ = reply.send(state.is_settled());
             }
             SessionMsg::IsIdle { reply } => {
                 let _ = reply.send(state.is_idle());
@@ -300,6 +304,10 @@ impl Actor for Session {
                 tracing::warn!(session_id = %state.meta.id, "lease lost, stopping session");
                 me.stop(Some("lease lost".into()));
             }
+        }
+        // Only on the change, so a drain asking every session does not wake itself.
+        if !was_settled && state.is_settled() {
+            self.ctx.settled.notify_waiters();
         }
         self.arm_idle(&me, state);
         Ok(())

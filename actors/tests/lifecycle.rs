@@ -450,3 +450,45 @@ async fn retention_keeps_the_newest_finished_sessions_and_never_a_running_one() 
     assert!(left.contains(&busy.id), "the running session stays");
     assert_eq!(left.len(), 3);
 }
+
+#[tokio::test]
+async fn a_session_wakes_a_drain_when_it_settles_and_only_then() {
+    use futures::FutureExt;
+    let b = memory();
+    let meta = create(&b, serde_json::json!({"chunks": 3, "delay_ms": 20})).await;
+    let ctx = context(&b);
+    let settled = ctx.settled.clone();
+    let project = ProjectHandle::spawn(ctx, meta.tenant.clone(), meta.project.clone())
+        .await
+        .unwrap();
+    let s = project.activate(meta.clone()).await.unwrap();
+    s.meta().await.unwrap();
+
+    // A run: the drain is woken when it ends, not before.
+    let woken = settled.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    s.send("one".into(), None).await.unwrap();
+    tokio::time::timeout(WAIT, &mut woken)
+        .await
+        .expect("woken when the run ended");
+    assert!(s.is_settled().await.unwrap());
+
+    // Asking a settled session does not wake anyone (a drain asks every session).
+    let asked = settled.notified();
+    tokio::pin!(asked);
+    asked.as_mut().enable();
+    assert!(s.is_settled().await.unwrap());
+    s.meta().await.unwrap();
+    assert!(
+        asked.as_mut().now_or_never().is_none(),
+        "woken by a question"
+    );
+
+    // Paused with a prompt queued: settled (nothing starts before the resume),
+    // though not idle (retention keeps it).
+    s.set_paused(true).await.unwrap();
+    s.send("after resume".into(), None).await.unwrap();
+    assert!(s.is_settled().await.unwrap());
+    assert!(!s.is_idle().await.unwrap());
+}

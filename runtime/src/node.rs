@@ -345,8 +345,9 @@ impl Node {
     }
 
     /// Waits, up to the drain timeout, until no resident session has a run or a
-    /// queued prompt (leases keep being renewed meanwhile). Runs still going after
-    /// it are cancelled by the stop and marked interrupted by the next owner.
+    /// queued prompt it would start (a paused session's queue waits for its resume,
+    /// on whichever node; leases keep being renewed meanwhile). Runs still going
+    /// after it are cancelled by the stop and marked interrupted by the next owner.
     async fn drain(&self) {
         let deadline = tokio::time::Instant::now() + self.inner.config.drain_timeout;
         let mut reported = None;
@@ -366,7 +367,7 @@ impl Node {
                 .collect();
             let mut busy = 0;
             for h in &handles {
-                if !h.is_idle().await.unwrap_or(true) {
+                if !h.is_settled().await.unwrap_or(true) {
                     busy += 1;
                 }
             }

@@ -68,9 +68,36 @@ async fn shutdown_lets_runs_finish_and_goes_on_when_the_last_ends() {
         assert_eq!(run.outcome, Some(RunOutcome::Completed), "drained, not cut");
         assert_eq!(meta.status, SessionStatus::Idle);
     }
-    // Woken by the last run's end: nowhere near the 120 s deadline (a generous
-    // bound for a loaded machine; the runs take under a second).
+    // The stop goes on once the runs end, not at the 120 s deadline (a generous
+    // bound for a loaded machine; the runs take under a second). That the drain is
+    // woken rather than looking again each second is checked on the actor
+    // (actors/tests/lifecycle.rs).
     assert!(took < Duration::from_secs(60), "the stop took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_session_with_queued_prompts_does_not_hold_the_stop() {
+    let node = Node::start(config(Duration::from_secs(120)), Drivers::with_scripted())
+        .await
+        .unwrap();
+    let tenant = node.config().tenant.clone();
+    let new = NewSession::default();
+    let (meta, _) = node
+        .create_session(&tenant, &ProjectId::new("p").unwrap(), new, None)
+        .await
+        .unwrap();
+    node.set_paused(&tenant, meta.id, true).await.unwrap();
+    node.send(&tenant, meta.id, "after the resume".into(), None)
+        .await
+        .unwrap();
+    let stopping = std::time::Instant::now();
+    node.shutdown().await;
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(60), "the stop took {took:?}");
+    // The prompt stays queued, durably, for whoever resumes the session.
+    let stored = stored(&node, meta.id).await;
+    assert!(stored.paused);
+    assert_eq!(stored.queued.len(), 1, "{stored:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -149,6 +149,15 @@ impl SessionHandle {
         .await
     }
 
+    /// Whether the session has no run and starts none by itself (idle, or paused
+    /// with prompts queued): what a draining node waits for.
+    pub async fn is_settled(&self) -> Result<bool> {
+        self.call("is-settled", self.timeout, |reply| SessionMsg::IsSettled {
+            reply,
+        })
+        .await
+    }
+
     /// Cancels the active run (or `run_id` only); returns once it has ended.
     pub async fn abort(&self, run_id: Option<RunId>) -> Result<AbortReply> {
         self.call("abort", self.abort_timeout, |reply| SessionMsg::Abort {

@@ -138,6 +138,12 @@ pub enum SessionMsg {
         /// Answered with the answer.
         reply: RpcReplyPort<bool>,
     },
+    /// Whether the session has no run and starts none by itself (a draining node
+    /// asks): idle, or paused with prompts queued for after the resume.
+    IsSettled {
+        /// Answered with the answer.
+        reply: RpcReplyPort<bool>,
+    },
     /// A prompt's user message was committed (or failed to be).
     PromptCommitted {
         /// The prompt's run.

@@ -135,7 +135,6 @@ impl Session {
             }
         }
         self.start_next(me, state).await;
-        self.ctx.settled.notify_waiters();
     }
 }
 

@@ -286,6 +286,14 @@ impl SessionState {
         self.run.is_none() && self.queue.is_empty() && self.after_run.is_empty()
     }
 
+    /// No run, and none starts without a request: idle, or paused with prompts
+    /// waiting for the resume (they are durable in the meta).
+    pub(crate) fn is_settled(&self) -> bool {
+        self.run.is_none()
+            && self.after_run.is_empty()
+            && (self.queue.is_empty() || self.meta.paused)
+    }
+
     /// The status when no run is active.
     pub(crate) fn rest_status(&self) -> SessionStatus {
         if self.meta.paused {
