@@ -136,20 +136,13 @@ pub(super) async fn history(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<HistoryResponse>> {
-    let id = session_id(&id)?;
-    let limit = page_limit(&state, &q)?;
+    let p = PageRequest::checked(&state, &id, &q)?;
+    let tenant = &state.node.config().tenant;
     let log = state
         .node
-        .history(
-            &state.node.config().tenant,
-            id,
-            q.after_seq.unwrap_or(0),
-            limit,
-        )
+        .history(tenant, p.id, p.after_seq, p.limit)
         .await?;
-    Ok(Json(HistoryResponse {
-        messages: log.iter().map(MessageView::from).collect(),
-    }))
+    Ok(page_response(&log))
 }
 
 /// `GET /v1/sessions/{id}/archive?after_seq=&limit=`: what compact, reset and
@@ -159,32 +152,45 @@ pub(super) async fn archive(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<HistoryResponse>> {
-    let id = session_id(&id)?;
-    let limit = page_limit(&state, &q)?;
+    let p = PageRequest::checked(&state, &id, &q)?;
+    let tenant = &state.node.config().tenant;
     let page = state
         .node
-        .archive(
-            &state.node.config().tenant,
-            id,
-            q.after_seq.unwrap_or(0),
-            limit,
-        )
+        .archive(tenant, p.id, p.after_seq, p.limit)
         .await?;
-    Ok(Json(HistoryResponse {
-        messages: page.iter().map(MessageView::from).collect(),
-    }))
+    Ok(page_response(&page))
 }
 
-/// The page size a transcript read asks for, checked against the node's limit.
-fn page_limit(state: &AppState, q: &HistoryQuery) -> Result<usize, Error> {
-    let max = state.node.config().limits.max_history_page;
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > max {
-        return Err(Error::InvalidRequest(format!(
-            "limit must be between 1 and {max}"
-        )));
+/// A checked page request of a transcript read (the transcript or the archive).
+struct PageRequest {
+    id: SessionId,
+    after_seq: u64,
+    limit: usize,
+}
+
+impl PageRequest {
+    /// The session id parsed and the page size checked against the node's limit.
+    fn checked(state: &AppState, id: &str, q: &HistoryQuery) -> Result<Self, Error> {
+        let id = session_id(id)?;
+        let max = state.node.config().limits.max_history_page;
+        let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+        if limit == 0 || limit > max {
+            return Err(Error::InvalidRequest(format!(
+                "limit must be between 1 and {max}"
+            )));
+        }
+        Ok(Self {
+            id,
+            after_seq: q.after_seq.unwrap_or(0),
+            limit,
+        })
     }
-    Ok(limit)
+}
+
+fn page_response(messages: &[sessiond_store::Message]) -> Json<HistoryResponse> {
+    Json(HistoryResponse {
+        messages: messages.iter().map(MessageView::from).collect(),
+    })
 }
 
 /// `POST /v1/sessions/{id}/abort`; the body (`{run_id?}`) is optional.
