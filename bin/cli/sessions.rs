@@ -40,34 +40,10 @@ enum SessionsCommand {
         idempotency_key: Option<String>,
     },
     /// Prints the transcript.
-    History {
-        /// Session id.
-        id: String,
-        /// Only messages after this seq.
-        #[arg(long, default_value_t = 0)]
-        after_seq: u64,
-        /// Most messages per page; all pages are printed.
-        #[arg(long, default_value_t = 500)]
-        limit: usize,
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-    },
+    History(PageArgs),
     /// Prints the session's archive: what compact, reset and `delete --archive`
     /// moved out of the transcript (kept 30 days by default; readable after a delete).
-    Archive {
-        /// Session id.
-        id: String,
-        /// Only messages after this seq.
-        #[arg(long, default_value_t = 0)]
-        after_seq: u64,
-        /// Most messages per page; all pages are printed.
-        #[arg(long, default_value_t = 500)]
-        limit: usize,
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-    },
+    Archive(PageArgs),
     /// Follows the session's events live (reconnects and resumes on its own).
     Tail {
         /// Session id.
@@ -250,36 +226,8 @@ pub(crate) async fn run(args: SessionsArgs) -> anyhow::Result<()> {
                     .await?,
             )
         }
-        SessionsCommand::History {
-            id,
-            after_seq,
-            limit,
-            json,
-        } => {
-            print_pages(
-                &api,
-                &format!("/v1/sessions/{id}/messages"),
-                after_seq,
-                limit,
-                json,
-            )
-            .await
-        }
-        SessionsCommand::Archive {
-            id,
-            after_seq,
-            limit,
-            json,
-        } => {
-            print_pages(
-                &api,
-                &format!("/v1/sessions/{id}/archive"),
-                after_seq,
-                limit,
-                json,
-            )
-            .await
-        }
+        SessionsCommand::History(page) => print_pages(&api, "messages", page).await,
+        SessionsCommand::Archive(page) => print_pages(&api, "archive", page).await,
         SessionsCommand::Tail {
             id,
             after_seq,
@@ -298,19 +246,41 @@ pub(crate) async fn run(args: SessionsArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Prints every page of a transcript read (`path` answers `{messages}` pages by
-/// `after_seq` and `limit`).
+/// Which pages of a transcript read to print, and how.
+#[derive(Debug, Args)]
+pub(crate) struct PageArgs {
+    /// Session id.
+    id: String,
+    /// Only messages after this seq.
+    #[arg(long, default_value_t = 0)]
+    after_seq: u64,
+    /// Most messages per page; all pages are printed.
+    #[arg(long, default_value_t = 500)]
+    limit: usize,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Prints every page of `/v1/sessions/{id}/<what>` (`messages` or `archive`, which
+/// answer `{messages}` pages by `after_seq` and `limit`).
 async fn print_pages(
     api: &super::client::ApiClient,
-    path: &str,
-    after_seq: u64,
-    limit: usize,
-    json: bool,
+    what: &str,
+    page: PageArgs,
 ) -> anyhow::Result<()> {
+    let PageArgs {
+        id,
+        after_seq,
+        limit,
+        json,
+    } = page;
     let mut after = after_seq;
     loop {
         let page: HistoryResponse = api
-            .get(&format!("{path}?after_seq={after}&limit={limit}"))
+            .get(&format!(
+                "/v1/sessions/{id}/{what}?after_seq={after}&limit={limit}"
+            ))
             .await?;
         for m in &page.messages {
             print_message(m, json)?;
