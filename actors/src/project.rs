@@ -128,6 +128,12 @@ pub enum ProjectMsg {
         /// Answered with the handle.
         reply: RpcReplyPort<Result<SessionHandle>>,
     },
+    /// The live session actors of the project (a stopping node drains them; a
+    /// restarted actor is known here before the node's map learns of it).
+    Residents {
+        /// Answered with the handles.
+        reply: RpcReplyPort<Vec<SessionHandle>>,
+    },
     /// A session finished a run: enforce retention.
     SessionFinished,
     /// The node's periodic sweep: enforce retention (answered when done).
@@ -183,6 +189,15 @@ impl Actor for Project {
             ProjectMsg::Activate { meta, reply } => {
                 let answer = self.activate(&me, state, *meta).await;
                 let _ = reply.send(answer);
+            }
+            ProjectMsg::Residents { reply } => {
+                let live = state
+                    .children
+                    .values()
+                    .filter(|c| c.handle.is_alive())
+                    .map(|c| c.handle.clone())
+                    .collect();
+                let _ = reply.send(live);
             }
             ProjectMsg::SessionFinished => {
                 // A busy project finishes runs all the time: one pass per
@@ -386,6 +401,11 @@ impl ProjectHandle {
             reply,
         })
         .await?
+    }
+
+    /// The project's live session actors.
+    pub async fn residents(&self) -> Result<Vec<SessionHandle>> {
+        self.call(|reply| ProjectMsg::Residents { reply }).await
     }
 
     /// Runs a retention pass now; returns the sessions it deleted.

@@ -189,7 +189,10 @@ impl Actor for Session {
         // Give the lease back so another node can take the session at once, but only
         // after this session's queued writes are in: a new owner's fence would turn
         // them away.
-        if state._lease.take().is_some() {
+        // The book entry is held to the end of the block: the lease keeps being
+        // renewed while the flush waits, so no other node takes the session and
+        // fences these writes out meanwhile.
+        if let Some(_renewed) = state._lease.take() {
             self.ctx.writer.flush().await.await;
             let lease = LeaseRef {
                 tenant: state.meta.tenant.clone(),

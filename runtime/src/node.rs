@@ -188,6 +188,17 @@ impl Node {
             .cloned()
     }
 
+    /// A stopping node activates no session (it would not be stopped, or its run
+    /// would be cut at once).
+    fn refuse_if_draining(&self) -> Result<()> {
+        if self.is_draining() {
+            return Err(Error::Unavailable(
+                "this node is stopping and takes no sessions; retry on another node".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether a stop has begun.
     pub fn is_draining(&self) -> bool {
         self.inner
@@ -221,6 +232,9 @@ impl Node {
         if let Some(p) = projects.get(&key) {
             return Ok(p.clone());
         }
+        // Checked under the lock the stop takes to collect the supervisors: a
+        // supervisor started after that would never be stopped.
+        self.refuse_if_draining()?;
         let p =
             ProjectHandle::spawn(self.inner.ctx.clone(), tenant.clone(), project.clone()).await?;
         projects.insert(key, p.clone());
@@ -235,6 +249,7 @@ impl Node {
         {
             return Ok(h.clone());
         }
+        self.refuse_if_draining()?;
         let meta = self.load(tenant, id).await?;
         let handle = self
             .project(tenant, &meta.project)
@@ -356,15 +371,17 @@ impl Node {
             let settled = self.inner.ctx.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
-            let handles: Vec<SessionHandle> = self
-                .inner
-                .resident
-                .lock()
-                .expect("resident lock")
-                .values()
-                .filter(|h| h.is_alive())
-                .cloned()
-                .collect();
+            // From the supervisors: they know an actor restarted after a crash,
+            // which the node's map (filled by activations) does not.
+            let projects: Vec<ProjectHandle> =
+                self.inner.projects.lock().await.values().cloned().collect();
+            let mut handles: Vec<SessionHandle> = Vec::new();
+            for p in &projects {
+                match p.residents().await {
+                    Ok(live) => handles.extend(live),
+                    Err(e) => tracing::debug!(error = %e, "a project did not list its sessions"),
+                }
+            }
             let mut busy = 0;
             for h in &handles {
                 if !h.is_settled().await.unwrap_or(true) {

@@ -143,5 +143,16 @@ async fn a_run_past_the_drain_deadline_is_cut_and_the_next_owner_marks_it_interr
         },
     )
     .await;
+    // Held here again, listed under this node's id (for survivors of its death).
+    let tenant = again.config().tenant.clone();
+    wait_until("listed as held", Duration::from_secs(30), || {
+        let again = again.clone();
+        let tenant = tenant.clone();
+        async move {
+            let held = again.backend().nodes.held(again.id()).await.unwrap();
+            held.contains(&(tenant, id)).then_some(())
+        }
+    })
+    .await;
     again.shutdown().await;
 }

@@ -66,16 +66,19 @@ impl Node {
                                     self.config().session.lease_ttl.as_secs().max(1)
                                 )));
                             }
+                            // The holder may have run it before it went: only a
+                            // command that may run twice is sent on.
+                            if !command.repeatable() {
+                                return Err(Error::Timeout(format!(
+                                    "node {holder} did not answer and session {id} has moved since: the {} may or may not have been applied; look at the session before retrying",
+                                    command.name()
+                                )));
+                            }
                         }
                     }
                 }
                 _ => {
-                    if self.is_draining() {
-                        return Err(Error::Unavailable(
-                            "this node is stopping and takes no sessions; retry on another node"
-                                .into(),
-                        ));
-                    }
+                    // A stopping node refuses to activate (in `session`).
                     match self.session(tenant, id).await {
                         Ok(handle) => match self.run_local(&handle, tenant, id, &command).await {
                             Err(Error::Unavailable(_)) if !handle.is_alive() => continue,
@@ -152,7 +155,17 @@ impl Node {
         if now_ms() > deadline_ms {
             return;
         }
-        let result = match self.resident(&tenant, session) {
+        let handle = match self.resident(&tenant, session) {
+            Some(handle) => Some(handle),
+            // Not in the map, yet this node may hold the lease: an actor its
+            // supervisor restarted after a crash (the map still has the dead
+            // handle). Served as a local request would be.
+            None => match self.backend().leases.owner(&tenant, session).await {
+                Ok(Some(owner)) if owner == *self.id() => self.session(&tenant, session).await.ok(),
+                _ => None,
+            },
+        };
+        let result = match handle {
             Some(handle) => self
                 .run_local(&handle, &tenant, session, &command)
                 .await
@@ -218,7 +231,12 @@ impl Node {
                     match started {
                         Ok(()) => {
                             metrics::counter!("sessiond_recovered_sessions_total").increment(1);
-                            tracing::info!(session_id = %id, from = %dead, "session taken over")
+                            tracing::info!(session_id = %id, from = %dead, "session taken over");
+                            // Taken back from this node's previous life: it is held
+                            // here again (listed by its start), so it stays listed.
+                            if dead == self.id() {
+                                continue;
+                            }
                         }
                         Err(Error::NotFound(_)) => {}
                         Err(e) => {
@@ -267,15 +285,18 @@ pub(super) async fn heartbeat(node: Weak<Inner>, stop: CancellationToken) {
 /// Every `recovery_interval`: takes over the sessions of dead nodes (and, once at
 /// start, those this node held in its previous life).
 pub(super) async fn recovery_sweep(node: Weak<Inner>, stop: CancellationToken) {
-    let mut first = true;
+    // This node's previous life's sessions: taken back at start, and again each
+    // sweep until every one is accounted for (an activation can fail, and no
+    // other node takes the sessions of a node that is alive).
+    let mut own_pending = true;
     loop {
         let Some(inner) = node.upgrade() else { return };
         let n = Node { inner };
         let interval = n.config().recovery_interval;
-        if first {
-            first = false;
-            if let Err(e) = n.recover_from(&n.id().clone()).await {
-                tracing::warn!(error = %e, "recovery of this node's own sessions failed");
+        if own_pending && !n.is_draining() {
+            match n.recover_from(&n.id().clone()).await {
+                Ok(done) => own_pending = !done,
+                Err(e) => tracing::warn!(error = %e, "recovery of this node's own sessions failed"),
             }
         }
         if !n.is_draining() {

@@ -94,6 +94,25 @@ impl Command {
         }
     }
 
+    /// Whether running it again after an unanswered forward cannot do harm: a send
+    /// or steer (keyed, see [`Command::ensure_key`]), pause/resume and patch (they
+    /// set a state), an abort of one named run. An abort of "the active run" could
+    /// end a run the next holder started since; reset, compact, delete and a
+    /// permission answer act on what is there at the time.
+    pub(crate) fn repeatable(&self) -> bool {
+        match self {
+            Self::Send { .. }
+            | Self::Steer { .. }
+            | Self::SetPaused { .. }
+            | Self::Patch { .. } => true,
+            Self::Abort { run_id } => run_id.is_some(),
+            Self::Reset
+            | Self::Compact { .. }
+            | Self::Delete { .. }
+            | Self::AnswerPermission { .. } => false,
+        }
+    }
+
     /// Gives a send or steer an idempotency key if it has none, so that repeating
     /// it (a forward whose answer was lost, then retried on the next holder) cannot
     /// append the prompt twice.
