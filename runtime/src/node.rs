@@ -165,15 +165,11 @@ impl Node {
         tokio::spawn(projects::sweep_retention(weak.clone(), stop.clone()));
         tokio::spawn(cluster::heartbeat(weak.clone(), stop.clone()));
         tokio::spawn(cluster::recovery_sweep(weak.clone(), stop.clone()));
-        let forwarder = node.inner.forwarder.clone();
-        tokio::spawn(async move {
-            match forwarder.subscribe().await {
-                Ok(sub) => cluster::inbox(weak, sub, stop).await,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot subscribe to this node's inbox: forwards to it will time out")
-                }
-            }
-        });
+        tokio::spawn(cluster::keep_inbox(
+            weak,
+            node.inner.forwarder.clone(),
+            stop,
+        ));
         node
     }
 

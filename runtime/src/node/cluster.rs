@@ -29,7 +29,7 @@ impl Node {
         command: Command,
     ) -> Result<Reply> {
         let mut command = command;
-        for _ in 0..MAX_HOPS {
+        for hop in 0..MAX_HOPS {
             if let Some(handle) = self.resident(tenant, id) {
                 match self.run_local(&handle, tenant, id, &command).await {
                     // It stopped before it saw the command: look again.
@@ -54,7 +54,12 @@ impl Node {
                         Ok(reply) => return Ok(reply),
                         Err(ForwardError::Remote(e)) => return Err(e),
                         Err(ForwardError::Bus(e)) => return Err(e),
-                        Err(ForwardError::NotHolder) => continue,
+                        Err(ForwardError::NotHolder) => {
+                            // The holder's actor is stopping or starting: give it
+                            // a moment before looking again (25, 50, 100 ms).
+                            tokio::time::sleep(Duration::from_millis(25 << hop)).await;
+                            continue;
+                        }
                         Err(ForwardError::NoAnswer) => {
                             // Dead or frozen: once its lease runs out, the next look
                             // finds the session free and takes it.
@@ -329,6 +334,38 @@ pub(super) async fn recovery_sweep(node: Weak<Inner>, stop: CancellationToken) {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
+    }
+}
+
+/// Keeps this node's inbox subscribed while the node runs: a subscription that
+/// cannot be made or that ends (the bus closed it) is made again, with backoff,
+/// rather than leaving the node deaf to forwards while it holds sessions.
+pub(super) async fn keep_inbox(
+    node: Weak<Inner>,
+    forwarder: super::forward::Forwarder,
+    stop: CancellationToken,
+) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match forwarder.subscribe().await {
+            Ok(sub) => {
+                pause = Duration::from_millis(100);
+                inbox(node.clone(), sub, stop.clone()).await;
+                if stop.is_cancelled() || node.strong_count() == 0 {
+                    return;
+                }
+                tracing::warn!("this node's inbox subscription ended; subscribing again");
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                "cannot subscribe to this node's inbox (forwards to it time out meanwhile); retrying"
+            ),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }
 
