@@ -15,6 +15,8 @@
 //!   pause and stall over HTTP
 //! - [`many_nodes`]: three nodes on one Redis (and a cluster): forwarding, events
 //!   anywhere, takeover after kill -9, fencing after SIGSTOP, handover on SIGTERM
+//! - [`node_restarts`]: a node restarted with its old id, a session actor restarted
+//!   after a crash, as the other nodes see them
 //! - [`cli`]: the client verbs of the binary
 //! - [`cli_lifecycle`]: the lifecycle, listing, project and node verbs
 //! - [`errors_lifecycle`]: bad input to the lifecycle, listing and project routes
@@ -38,6 +40,7 @@ mod faults;
 mod harness;
 mod lifecycle;
 mod many_nodes;
+mod node_restarts;
 mod observability;
 mod project_views;
 mod routes_lifecycle;

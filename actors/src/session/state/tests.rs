@@ -2,6 +2,7 @@
 
 use super::*;
 use sessiond_store::testing::conformance::{fresh_tenant, msg, new_meta};
+use tokio_util::sync::CancellationToken;
 
 fn state() -> SessionState {
     SessionState::new(new_meta(&fresh_tenant(), "p", None), 1)
