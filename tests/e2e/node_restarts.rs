@@ -97,9 +97,10 @@ async fn a_session_restarted_after_a_crash_is_served_to_the_other_nodes() {
 async fn sessions_taken_back_after_a_restart_are_found_when_the_node_dies_again() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    // A 3 s lease: the restarted node takes its session back before the other
-    // node may.
-    let config = CONFIG.replace("lease_ttl_ms = 1000", "lease_ttl_ms = 3000");
+    // A 5 s lease: the restarted node (up in well under a second) takes its
+    // session back before the other node may.
+    let config = CONFIG.replace("lease_ttl_ms = 1000", "lease_ttl_ms = 5000");
+    assert!(config.contains("lease_ttl_ms = 5000"));
     let mut a = node_with(&redis.url(), "a", dir.path(), &config);
     let b = node_with(&redis.url(), "b", dir.path(), &config);
     let long = json!({"chunks": 100, "delay_ms": 100});
