@@ -292,7 +292,10 @@ impl Actor for Session {
             }
             SessionMsg::IdleCheck => {
                 state.idle_timer = None;
-                if state.is_idle() && state.last_touch.elapsed() >= self.ctx.settings.idle_after {
+                // Settled, not only idle: a paused session's queued prompts are in its
+                // meta and come back with it on the next request (the resume).
+                if state.is_settled() && state.last_touch.elapsed() >= self.ctx.settings.idle_after
+                {
                     tracing::debug!(session_id = %state.meta.id, "passivating idle session");
                     me.stop(Some("passivated".into()));
                     return Ok(());
@@ -342,7 +345,7 @@ impl Session {
 
     /// Arms the passivation timer when the session has nothing to do.
     fn arm_idle(&self, me: &ActorRef<SessionMsg>, state: &mut SessionState) {
-        if state.idle_timer.is_some() || !state.is_idle() {
+        if state.idle_timer.is_some() || !state.is_settled() {
             return;
         }
         let wait = self

@@ -357,6 +357,39 @@ async fn an_idle_session_is_passivated_and_comes_back_on_the_next_request() {
 }
 
 #[tokio::test]
+async fn a_paused_session_with_queued_prompts_passivates_and_runs_them_after_the_resume() {
+    let b = memory();
+    let meta = create(&b, serde_json::json!({})).await;
+    let ctx = context_with(&b, |s| s.idle_after = Duration::from_millis(200));
+    let project = ProjectHandle::spawn(ctx, meta.tenant.clone(), meta.project.clone())
+        .await
+        .unwrap();
+    let s = project.activate(meta.clone()).await.unwrap();
+    s.set_paused(true).await.unwrap();
+    let queued = s.send("later".into(), None).await.unwrap();
+    // Nothing runs while paused, so nothing holds the actor: it passivates.
+    wait_until("passivated", WAIT, || async {
+        (!s.is_alive()).then_some(())
+    })
+    .await;
+    let kept = stored(&b, &meta).await;
+    assert!(kept.paused);
+    assert_eq!(
+        kept.queued,
+        vec![queued.message_seq],
+        "the prompt stays queued"
+    );
+    // The resume brings it back; the queued prompt runs.
+    let s = project.activate(kept).await.unwrap();
+    s.set_paused(false).await.unwrap();
+    let done = wait_idle_with(&b, &meta, queued.message_seq + 1).await;
+    assert_eq!(
+        done.last_run.map(|r| (r.prompt_seq, r.outcome)),
+        Some((queued.message_seq, Some(RunOutcome::Completed)))
+    );
+}
+
+#[tokio::test]
 async fn a_quiet_run_is_reported_stalled_and_aborted_past_the_limit() {
     let b = memory();
     let meta = create(&b, serde_json::json!({"hang": true})).await;
