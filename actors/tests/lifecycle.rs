@@ -340,10 +340,7 @@ async fn an_idle_session_is_passivated_and_comes_back_on_the_next_request() {
     let b = memory();
     let meta = create(&b, serde_json::json!({})).await;
     let ctx = context_with(&b, |s| s.idle_after = Duration::from_millis(200));
-    let project = ProjectHandle::spawn(ctx, meta.tenant.clone(), meta.project.clone())
-        .await
-        .unwrap();
-    let s = project.activate(meta.clone()).await.unwrap();
+    let (project, s) = activate_in(ctx, &meta).await;
     s.send("hi".into(), None).await.unwrap();
     wait_idle_with(&b, &meta, 2).await;
     wait_until("passivated", WAIT, || async {
@@ -361,10 +358,7 @@ async fn a_paused_session_with_queued_prompts_passivates_and_runs_them_after_the
     let b = memory();
     let meta = create(&b, serde_json::json!({})).await;
     let ctx = context_with(&b, |s| s.idle_after = Duration::from_millis(200));
-    let project = ProjectHandle::spawn(ctx, meta.tenant.clone(), meta.project.clone())
-        .await
-        .unwrap();
-    let s = project.activate(meta.clone()).await.unwrap();
+    let (project, s) = activate_in(ctx, &meta).await;
     s.set_paused(true).await.unwrap();
     let queued = s.send("later".into(), None).await.unwrap();
     // Nothing runs while paused, so nothing holds the actor: it passivates.
@@ -402,10 +396,7 @@ async fn a_quiet_run_is_reported_stalled_and_aborted_past_the_limit() {
         s.stall_after = Duration::from_millis(200);
         s.stall_abort_after = Some(Duration::from_millis(600));
     });
-    let project = ProjectHandle::spawn(ctx, meta.tenant.clone(), meta.project.clone())
-        .await
-        .unwrap();
-    let s = project.activate(meta.clone()).await.unwrap();
+    let (_project, s) = activate_in(ctx, &meta).await;
     let r = s.send("quiet".into(), None).await.unwrap();
     let stalled = tokio::time::timeout(WAIT, async {
         loop {
@@ -491,10 +482,7 @@ async fn a_session_wakes_a_drain_when_it_settles_and_only_then() {
     let meta = create(&b, serde_json::json!({"chunks": 3, "delay_ms": 20})).await;
     let ctx = context(&b);
     let settled = ctx.settled.clone();
-    let project = ProjectHandle::spawn(ctx, meta.tenant.clone(), meta.project.clone())
-        .await
-        .unwrap();
-    let s = project.activate(meta.clone()).await.unwrap();
+    let (_project, s) = activate_in(ctx, &meta).await;
     s.meta().await.unwrap();
 
     // A run: the drain is woken when it ends, not before.

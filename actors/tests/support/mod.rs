@@ -49,7 +49,15 @@ pub(crate) async fn create(b: &Backend, options: serde_json::Value) -> SessionMe
 
 /// A project supervisor over `b` with a fresh context, and the session's handle.
 pub(crate) async fn activate(b: &Backend, meta: &SessionMeta) -> (ProjectHandle, SessionHandle) {
-    let project = ProjectHandle::spawn(context(b), meta.tenant.clone(), meta.project.clone())
+    activate_in(context(b), meta).await
+}
+
+/// A project supervisor on `ctx`, and the session's handle.
+pub(crate) async fn activate_in(
+    ctx: SessionContext,
+    meta: &SessionMeta,
+) -> (ProjectHandle, SessionHandle) {
+    let project = ProjectHandle::spawn(ctx, meta.tenant.clone(), meta.project.clone())
         .await
         .unwrap();
     let session = project.activate(meta.clone()).await.unwrap();

@@ -13,16 +13,9 @@ use super::AppState;
 use super::error::ApiResult;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::model::*;
-use super::sessions::session_id;
+use super::sessions::{check_prompt, envelope, session_id};
 use super::validate;
 use crate::error::Error;
-
-fn envelope(meta: &sessiond_store::SessionMeta) -> SessionEnvelope {
-    SessionEnvelope {
-        session: SessionView::from(meta),
-        run: None,
-    }
-}
 
 /// `POST /v1/sessions/{id}/steer`: ends the active run, then runs this prompt
 /// before any queued one.
@@ -41,8 +34,7 @@ pub(super) async fn steer_prompt(
     id: SessionId,
     req: SendRequest,
 ) -> Result<SteerResponse, Error> {
-    validate::prompt(&state.node.config().limits, &req.prompt)?;
-    validate::idempotency_key(req.idempotency_key.as_deref())?;
+    check_prompt(state, &req)?;
     let receipt = state
         .node
         .steer(

@@ -91,10 +91,21 @@ pub(super) async fn get(
         .node
         .get_session(&state.node.config().tenant, id)
         .await?;
-    Ok(Json(SessionEnvelope {
-        session: SessionView::from(&meta),
+    Ok(Json(envelope(&meta)))
+}
+
+/// A session with no run started by the answering call.
+pub(super) fn envelope(meta: &sessiond_store::SessionMeta) -> SessionEnvelope {
+    SessionEnvelope {
+        session: SessionView::from(meta),
         run: None,
-    }))
+    }
+}
+
+/// The checks every prompt passes (send and steer, HTTP and WebSocket).
+pub(super) fn check_prompt(state: &AppState, req: &SendRequest) -> Result<(), Error> {
+    validate::prompt(&state.node.config().limits, &req.prompt)?;
+    validate::idempotency_key(req.idempotency_key.as_deref())
 }
 
 /// `POST /v1/sessions/{id}/messages`.
@@ -113,8 +124,7 @@ pub(super) async fn send_prompt(
     id: SessionId,
     req: SendRequest,
 ) -> Result<SendResponse, Error> {
-    validate::prompt(&state.node.config().limits, &req.prompt)?;
-    validate::idempotency_key(req.idempotency_key.as_deref())?;
+    check_prompt(state, &req)?;
     let receipt = state
         .node
         .send(
