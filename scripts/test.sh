@@ -24,6 +24,15 @@ for fixture in runtime/tests/fixtures/*/; do
   fi
 done
 
+echo "==> sessiond-client depends on no server crate"
+forbidden='^(axum|redis|rusqlite|ractor|sessiond-store|sessiond-actors|sessiond-runtime) v'
+client_deps=$(cargo tree --locked -p sessiond-client --edges normal --prefix none)
+if echo "$client_deps" | grep -Eq "$forbidden"; then
+  echo "sessiond-client must not depend on these (found):" >&2
+  echo "$client_deps" | grep -E "$forbidden" | sort -u >&2
+  exit 1
+fi
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"

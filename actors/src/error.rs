@@ -1,11 +1,15 @@
 //! Errors of session and project operations.
 
+use std::sync::Arc;
+
 use sessiond_store::StoreError;
+
+use crate::writer::WriteError;
 
 /// What a session operation can fail with. Delivery failures (the actor is gone or
 /// did not answer in time) map to `Unavailable` and `Timeout`; the rest come from
 /// the handler.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SessionError {
     /// The session (or run) does not exist.
     #[error("{0} not found")]
@@ -16,9 +20,24 @@ pub enum SessionError {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// The session is protected: delete and reset are refused until a patch lifts
+    /// it.
+    #[error(
+        "session {0} is protected: patch it with protected=false before deleting or resetting it"
+    )]
+    Protected(sessiond_store::SessionId),
+    /// The prompt queue is full.
+    #[error("queue-full: {0} prompts already wait; retry after a run ends")]
+    QueueFull(usize),
     /// The session cannot serve now (store down, actor stopped, lease lost); retry.
     #[error("{0}")]
     Unavailable(String),
+    /// The store failed (its detail is for the log, not for clients).
+    #[error("the store is unavailable")]
+    Store(#[source] Arc<StoreError>),
+    /// A write of the session could not be persisted (its detail is for the log).
+    #[error("the session's write could not be persisted")]
+    Write(#[source] WriteError),
     /// No answer within the call's deadline.
     #[error("{0} timed out")]
     Timeout(String),
@@ -33,7 +52,7 @@ impl From<StoreError> for SessionError {
         match e {
             StoreError::NotFound(what) => Self::NotFound(what),
             StoreError::Conflict(what) => Self::Conflict(what),
-            other => Self::Unavailable(other.to_string()),
+            other => Self::Store(Arc::new(other)),
         }
     }
 }

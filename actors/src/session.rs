@@ -140,7 +140,7 @@ impl Actor for Session {
                 ctx.writer
                     .commit(w)
                     .await
-                    .map_err(|e| refuse(SessionError::Unavailable(e.to_string())))?;
+                    .map_err(|e| refuse(SessionError::Write(e)))?;
             }
             // Queued prompts stay queued (in the meta): they run once a request
             // brings the session back.
@@ -150,7 +150,7 @@ impl Actor for Session {
             ctx.writer
                 .commit(write)
                 .await
-                .map_err(|e| refuse(SessionError::Unavailable(e.to_string())))?;
+                .map_err(|e| refuse(SessionError::Write(e)))?;
             self.announce_status(state);
         }
         if mode == StartMode::Restart {

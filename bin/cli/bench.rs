@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use clap::Args;
-use eventsource_stream::Eventsource;
-use futures::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::json;
+use sessiond_client::model::CreateSessionRequest;
+use sessiond_client::{Client, Event};
 use sessiond_runtime::config::{Config, StoreConfig};
 use sessiond_runtime::node::{Drivers, Node};
 
@@ -145,27 +145,19 @@ async fn bench_store(args: &BenchArgs, store: &str) -> anyhow::Result<Report> {
         let _ = stop_rx.await;
     }));
 
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.sessions * 2)
-        .build()?;
+    let client = Client::new(&base)?;
     let mut ids = Vec::with_capacity(args.sessions);
     for i in 0..args.sessions {
         // One project per session: a project's retention (5 finished sessions by
         // default) would otherwise delete the bench's own sessions between prompts.
-        let resp: serde_json::Value = http
-            .post(format!("{base}/v1/projects/bench-{i}/sessions"))
-            .json(&json!({"driver_options": {"chunks": args.chunks}}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        ids.push(
-            resp["session"]["id"]
-                .as_str()
-                .context("session id")?
-                .to_string(),
-        );
+        let mut options = serde_json::Map::new();
+        options.insert("chunks".into(), json!(args.chunks));
+        let req = CreateSessionRequest {
+            driver_options: Some(options),
+            ..CreateSessionRequest::default()
+        };
+        let created = client.create_session(&format!("bench-{i}"), &req).await?;
+        ids.push(created.session.id);
     }
 
     let ack = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
@@ -177,10 +169,10 @@ async fn bench_store(args: &BenchArgs, store: &str) -> anyhow::Result<Report> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for id in ids {
-        let (http, base, ack, run) = (http.clone(), base.clone(), ack.clone(), run.clone());
+        let (client, ack, run) = (client.clone(), ack.clone(), run.clone());
         let (prompts, per_run) = (args.prompts, 1 + args.chunks as u64);
         tasks.push(tokio::spawn(async move {
-            drive_session(&http, &base, &id, prompts, per_run, &ack, &run).await
+            drive_session(&client, &id, prompts, per_run, &ack, &run).await
         }));
     }
     for t in tasks {
@@ -214,38 +206,23 @@ async fn bench_store(args: &BenchArgs, store: &str) -> anyhow::Result<Report> {
 /// Sends `prompts` prompts one after another; each waits for its run to end on the
 /// session's SSE stream.
 async fn drive_session(
-    http: &reqwest::Client,
-    base: &str,
+    client: &Client,
     id: &str,
     prompts: usize,
     per_run: u64,
     ack: &Mutex<Histogram<u64>>,
     run: &Mutex<Histogram<u64>>,
 ) -> anyhow::Result<()> {
-    let resp = http
-        .get(format!("{base}/v1/sessions/{id}/events"))
-        .header("accept", "text/event-stream")
-        .send()
-        .await?
-        .error_for_status()?;
-    let mut events = resp.bytes_stream().eventsource();
+    let mut events = client.events(id, Some(0));
     for p in 0..prompts as u64 {
         let t0 = Instant::now();
-        http.post(format!("{base}/v1/sessions/{id}/messages"))
-            .json(&json!({"prompt": format!("prompt {p}")}))
-            .send()
-            .await?
-            .error_for_status()?;
+        client.send(id, format!("prompt {p}")).await?;
         record(ack, t0.elapsed());
         let expected = (p + 1) * per_run;
         loop {
-            let ev = events.next().await.context("event stream ended")??;
-            if ev.event != "status" {
-                continue;
-            }
-            let s: serde_json::Value = serde_json::from_str(&ev.data)?;
-            if s["status"] != "running" && s["last_seq"].as_u64() >= Some(expected) {
-                break;
+            match events.next().await.context("event stream ended")?? {
+                Event::Status(s) if s.status != "running" && s.last_seq >= expected => break,
+                _ => {}
             }
         }
         record(run, t0.elapsed());

@@ -2,9 +2,8 @@
 //! lifecycle verbs of one session.
 
 use clap::Subcommand;
-use sessiond_runtime::api::model::*;
+use sessiond_client::{Client, ops};
 
-use super::client::ApiClient;
 use super::sessions::{env_map, json_object, print_json};
 
 /// Verbs flattened into `sessiond sessions`.
@@ -94,11 +93,14 @@ pub(crate) struct PatchArgs {
     /// Messages an automatic compaction keeps.
     #[arg(long)]
     auto_compact_keep: Option<u64>,
+    /// Protect the session (refuse delete and reset) or lift it.
+    #[arg(long)]
+    protected: Option<bool>,
 }
 
 impl PatchArgs {
-    fn request(&self) -> anyhow::Result<PatchSessionRequest> {
-        Ok(PatchSessionRequest {
+    fn request(&self) -> anyhow::Result<ops::PatchSession> {
+        Ok(ops::PatchSession {
             label: self.label.clone(),
             model: self.model.clone(),
             system_prompt: self.system_prompt.clone(),
@@ -114,6 +116,7 @@ impl PatchArgs {
             max_turns: self.max_turns,
             auto_compact_tokens: self.auto_compact_tokens,
             auto_compact_keep: self.auto_compact_keep,
+            protected: self.protected,
         })
     }
 }
@@ -128,41 +131,25 @@ struct Deleted<'a> {
 }
 
 /// Runs one lifecycle verb and prints its answer.
-pub(crate) async fn run(api: &ApiClient, cmd: LifecycleCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(api: &Client, cmd: LifecycleCommand) -> anyhow::Result<()> {
     match cmd {
         LifecycleCommand::Steer {
             id,
             prompt,
             idempotency_key,
         } => {
-            let req = SendRequest {
+            let op = ops::SteerPrompt {
                 prompt,
                 idempotency_key,
             };
-            print_json(
-                &api.post::<_, SteerResponse>(&format!("/v1/sessions/{id}/steer"), &req)
-                    .await?,
-            )
+            print_json(&api.call(&id, &op).await?)
         }
-        LifecycleCommand::Pause { id } => envelope(api, &format!("/v1/sessions/{id}/pause")).await,
-        LifecycleCommand::Resume { id } => {
-            envelope(api, &format!("/v1/sessions/{id}/resume")).await
-        }
-        LifecycleCommand::Patch(args) => {
-            let req = args.request()?;
-            let answer: SessionEnvelope = api
-                .patch(&format!("/v1/sessions/{}", args.id), &req)
-                .await?;
-            print_json(&answer)
-        }
-        LifecycleCommand::Reset { id } => envelope(api, &format!("/v1/sessions/{id}/reset")).await,
+        LifecycleCommand::Pause { id } => print_json(&api.pause(&id).await?),
+        LifecycleCommand::Resume { id } => print_json(&api.resume(&id).await?),
+        LifecycleCommand::Patch(args) => print_json(&api.patch(&args.id, &args.request()?).await?),
+        LifecycleCommand::Reset { id } => print_json(&api.reset(&id).await?),
         LifecycleCommand::Delete { id, archive } => {
-            let req = api
-                .request(reqwest::Method::DELETE, &format!("/v1/sessions/{id}"))
-                .query(&DeleteQuery {
-                    archive: Some(archive),
-                });
-            api.no_content(req).await?;
+            api.delete(&id, archive).await?;
             print_json(&Deleted {
                 id: &id,
                 deleted: true,
@@ -170,16 +157,7 @@ pub(crate) async fn run(api: &ApiClient, cmd: LifecycleCommand) -> anyhow::Resul
             })
         }
         LifecycleCommand::Compact { id, keep_last } => {
-            let req = CompactRequest { keep_last };
-            print_json(
-                &api.post::<_, CompactResponse>(&format!("/v1/sessions/{id}/compact"), &req)
-                    .await?,
-            )
+            print_json(&api.compact(&id, keep_last).await?)
         }
     }
-}
-
-/// A bodiless POST that answers `{"session": ...}`, printed.
-async fn envelope(api: &ApiClient, path: &str) -> anyhow::Result<()> {
-    print_json(&api.post_empty::<SessionEnvelope>(path).await?)
 }

@@ -1,10 +1,9 @@
 //! `sessiond sessions list|resolve|children|preview`: views over many sessions.
 
 use clap::Subcommand;
-use reqwest::Method;
-use sessiond_runtime::api::model::*;
+use sessiond_client::model::*;
+use sessiond_client::{Client, ops};
 
-use super::client::ApiClient;
 use super::sessions::print_json;
 
 /// Verbs flattened into `sessiond sessions`.
@@ -60,7 +59,7 @@ pub(crate) enum ListingCommand {
 }
 
 /// Runs one listing verb and prints its answer.
-pub(crate) async fn run(api: &ApiClient, cmd: ListingCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(api: &Client, cmd: ListingCommand) -> anyhow::Result<()> {
     match cmd {
         ListingCommand::List {
             project,
@@ -75,20 +74,13 @@ pub(crate) async fn run(api: &ApiClient, cmd: ListingCommand) -> anyhow::Result<
                 limit,
                 cursor,
             };
-            let req = api
-                .request(Method::GET, &format!("/v1/projects/{project}/sessions"))
-                .query(&query);
-            print_json(&api.json::<SessionListResponse>(req).await?)
+            print_json(&api.list_sessions(&project, &query).await?)
         }
-        ListingCommand::Resolve { project, key } => print_json(
-            &api.get::<SessionEnvelope>(&format!("/v1/projects/{project}/sessions/by-key/{key}"))
-                .await?,
-        ),
+        ListingCommand::Resolve { project, key } => {
+            print_json(&api.session_by_key(&project, &key).await?)
+        }
         ListingCommand::Children { id, limit, cursor } => {
-            let req = api
-                .request(Method::GET, &format!("/v1/sessions/{id}/children"))
-                .query(&ChildrenQuery { limit, cursor });
-            print_json(&api.json::<SessionListResponse>(req).await?)
+            print_json(&api.children(&id, &ops::Children { limit, cursor }).await?)
         }
         ListingCommand::Preview {
             ids,
@@ -100,10 +92,7 @@ pub(crate) async fn run(api: &ApiClient, cmd: ListingCommand) -> anyhow::Result<
                 limit,
                 max_chars,
             };
-            print_json(
-                &api.post::<_, PreviewResponse>("/v1/sessions/preview", &req)
-                    .await?,
-            )
+            print_json(&api.preview(&req).await?)
         }
     }
 }

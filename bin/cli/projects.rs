@@ -1,12 +1,12 @@
 //! `sessiond projects events|retention` and `sessiond node`.
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use eventsource_stream::Eventsource;
-use futures::StreamExt;
-use sessiond_runtime::api::model::*;
+use sessiond_client::Client;
+use sessiond_client::events::ProjectEvent;
+use sessiond_client::model::RetentionRequest;
 
-use super::client::{ApiClient, ServerArgs, check};
+use super::client::ServerArgs;
 use super::sessions::print_json;
 
 /// `sessiond projects ...`.
@@ -60,15 +60,14 @@ pub(crate) async fn run(args: ProjectsArgs) -> anyhow::Result<()> {
             max_sessions,
             max_age_days,
         } => {
-            let path = format!("/v1/projects/{project}/retention");
-            let policy: RetentionView = if max_sessions.is_none() && max_age_days.is_none() {
-                api.get(&path).await?
+            let policy = if max_sessions.is_none() && max_age_days.is_none() {
+                api.retention(&project).await?
             } else {
                 let req = RetentionRequest {
                     max_sessions,
                     max_age_days,
                 };
-                api.put(&path, &req).await?
+                api.set_retention(&project, &req).await?
             };
             print_json(&policy)
         }
@@ -78,46 +77,33 @@ pub(crate) async fn run(args: ProjectsArgs) -> anyhow::Result<()> {
 /// `sessiond node`: what the node holds.
 pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
     let api = args.server.client()?;
-    print_json(&api.get::<NodeView>("/v1/node").await?)
+    print_json(&api.node().await?)
 }
 
 /// Prints the project's events as JSON lines. Project notices cannot be replayed,
 /// so this does not reconnect: a stream that ends is an error the caller sees
 /// (list the project again, then follow anew).
-async fn events(api: &ApiClient, project: &str, count: Option<u64>) -> anyhow::Result<()> {
-    let req = api
-        .request(
-            reqwest::Method::GET,
-            &format!("/v1/projects/{project}/events"),
-        )
-        .header("accept", "text/event-stream");
-    let resp = check(req.send().await.context("cannot reach the server")?).await?;
+async fn events(api: &Client, project: &str, count: Option<u64>) -> anyhow::Result<()> {
+    let mut stream = api.project_events(project).await?;
     // The subscription is live from here: say so, so a script can act after it.
     eprintln!("following events of project {project}");
     if count == Some(0) {
         return Ok(());
     }
     let mut seen = 0u64;
-    let mut stream = resp.bytes_stream().eventsource();
     while let Some(ev) = stream.next().await {
-        let ev = ev.context("event stream broken")?;
-        let data = match ev.event.as_str() {
-            "sessions.changed" => {
-                serde_json::to_value(serde_json::from_str::<SessionChangedView>(&ev.data)?)?
-            }
-            "status" => serde_json::to_value(serde_json::from_str::<StatusView>(&ev.data)?)?,
-            "error" => {
-                let body: ErrorBody = serde_json::from_str(&ev.data)?;
+        let line = match ev? {
+            ProjectEvent::Changed(c) => serde_json::json!({"event": "sessions.changed", "data": c}),
+            ProjectEvent::Status(s) => serde_json::json!({"event": "status", "data": s}),
+            ProjectEvent::Error(body) => {
                 return Err(anyhow!(
                     "{}: {}; list the project again and reconnect",
                     body.error.code,
                     body.error.message
                 ));
             }
-            // A kind of a newer server: shown as it came.
-            _ => serde_json::from_str(&ev.data).unwrap_or(serde_json::Value::String(ev.data)),
         };
-        println!("{}", serde_json::json!({"event": ev.event, "data": data}));
+        println!("{line}");
         seen += 1;
         if count.is_some_and(|c| seen >= c) {
             return Ok(());

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use sessiond_runtime::api::model::*;
+use sessiond_client::model::*;
+use sessiond_client::{Client, ops};
 
 use super::client::ServerArgs;
 use super::{lifecycle, listing, tail};
@@ -39,8 +40,9 @@ enum SessionsCommand {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
-    /// Prints the transcript.
-    History(PageArgs),
+    /// Prints the transcript (all of it, or a page backwards with --before-seq,
+    /// or the last messages with --tail).
+    History(HistoryArgs),
     /// Prints the session's archive: what compact, reset and `delete --archive`
     /// moved out of the transcript (kept 30 days by default; readable after a delete).
     Archive(PageArgs),
@@ -123,6 +125,10 @@ struct CreateArgs {
     /// Messages an automatic compaction keeps.
     #[arg(long)]
     auto_compact_keep: Option<u64>,
+    /// Refuse delete and reset until a patch lifts it (default: true for the
+    /// key `main`).
+    #[arg(long)]
+    protected: Option<bool>,
 }
 
 impl CreateArgs {
@@ -147,6 +153,7 @@ impl CreateArgs {
             max_turns: self.max_turns,
             auto_compact_tokens: self.auto_compact_tokens,
             auto_compact_keep: self.auto_compact_keep,
+            protected: self.protected,
         };
         Ok((self.project, req))
     }
@@ -203,44 +210,29 @@ pub(crate) async fn run(args: SessionsArgs) -> anyhow::Result<()> {
     match args.command {
         SessionsCommand::Create(create) => {
             let (project, req) = create.request()?;
-            let env: SessionEnvelope = api
-                .post(&format!("/v1/projects/{project}/sessions"), &req)
-                .await?;
-            print_json(&env)
+            print_json(&api.create_session(&project, &req).await?)
         }
-        SessionsCommand::Get { id } => print_json(
-            &api.get::<SessionEnvelope>(&format!("/v1/sessions/{id}"))
-                .await?,
-        ),
+        SessionsCommand::Get { id } => print_json(&api.get_session(&id).await?),
         SessionsCommand::Send {
             id,
             prompt,
             idempotency_key,
         } => {
-            let req = SendRequest {
+            let op = ops::SendPrompt {
                 prompt,
                 idempotency_key,
             };
-            print_json(
-                &api.post::<_, SendResponse>(&format!("/v1/sessions/{id}/messages"), &req)
-                    .await?,
-            )
+            print_json(&api.call(&id, &op).await?)
         }
-        SessionsCommand::History(page) => print_pages(&api, "messages", page).await,
-        SessionsCommand::Archive(page) => print_pages(&api, "archive", page).await,
+        SessionsCommand::History(args) => print_history(&api, args).await,
+        SessionsCommand::Archive(page) => print_archive(&api, page).await,
         SessionsCommand::Tail {
             id,
             after_seq,
             json,
             until_idle_after,
         } => tail::tail(&api, &id, after_seq, json, until_idle_after).await,
-        SessionsCommand::Abort { id, run_id } => {
-            let req = AbortRequest { run_id };
-            print_json(
-                &api.post::<_, AbortResponse>(&format!("/v1/sessions/{id}/abort"), &req)
-                    .await?,
-            )
-        }
+        SessionsCommand::Abort { id, run_id } => print_json(&api.abort(&id, run_id).await?),
         SessionsCommand::Lifecycle(cmd) => lifecycle::run(&api, cmd).await,
         SessionsCommand::Listing(cmd) => listing::run(&api, cmd).await,
     }
@@ -262,31 +254,82 @@ pub(crate) struct PageArgs {
     json: bool,
 }
 
-/// Prints every page of `/v1/sessions/{id}/<what>` (`messages` or `archive`, which
-/// answer `{messages}` pages by `after_seq` and `limit`).
-async fn print_pages(
-    api: &super::client::ApiClient,
-    what: &str,
+/// `sessions history`: every page forwards (the default), one page backwards
+/// (`--before-seq`), or the last messages (`--tail`).
+#[derive(Debug, Args)]
+pub(crate) struct HistoryArgs {
+    #[command(flatten)]
     page: PageArgs,
-) -> anyhow::Result<()> {
-    let PageArgs {
-        id,
-        after_seq,
-        limit,
-        json,
-    } = page;
-    let mut after = after_seq;
-    loop {
-        let page: HistoryResponse = api
-            .get(&format!(
-                "/v1/sessions/{id}/{what}?after_seq={after}&limit={limit}"
-            ))
-            .await?;
-        for m in &page.messages {
-            print_message(m, json)?;
+    /// One page of `--limit` messages just before this seq.
+    #[arg(long, conflicts_with_all = ["tail"])]
+    before_seq: Option<u64>,
+    /// Only the last this many messages.
+    #[arg(long)]
+    tail: Option<usize>,
+}
+
+async fn print_history(api: &Client, args: HistoryArgs) -> anyhow::Result<()> {
+    let HistoryArgs {
+        page,
+        before_seq,
+        tail,
+    } = args;
+    let one_page = match (before_seq, tail) {
+        (Some(before), _) => Some(ops::History {
+            before_seq: Some(before),
+            limit: Some(page.limit),
+            ..ops::History::default()
+        }),
+        (None, Some(tail)) => Some(ops::History {
+            tail: Some(tail),
+            ..ops::History::default()
+        }),
+        (None, None) => None,
+    };
+    if let Some(q) = one_page {
+        for m in &api.history(&page.id, &q).await?.messages {
+            print_message(m, page.json)?;
         }
-        match page.messages.last() {
-            Some(last) if page.messages.len() == limit => after = last.seq,
+        return Ok(());
+    }
+    let id = page.id.as_str();
+    print_pages(&page, |after, limit| {
+        let q = ops::History {
+            after_seq: Some(after),
+            limit: Some(limit),
+            ..ops::History::default()
+        };
+        async move { api.history(id, &q).await }
+    })
+    .await
+}
+
+async fn print_archive(api: &Client, page: PageArgs) -> anyhow::Result<()> {
+    let id = page.id.as_str();
+    print_pages(&page, |after, limit| {
+        let q = ops::Archive {
+            after_seq: Some(after),
+            limit: Some(limit),
+        };
+        async move { api.archive(id, &q).await }
+    })
+    .await
+}
+
+/// Prints every page that `read(after_seq, limit)` answers, from `--after-seq` on.
+async fn print_pages<F, Fut>(page: &PageArgs, read: F) -> anyhow::Result<()>
+where
+    F: Fn(u64, usize) -> Fut,
+    Fut: std::future::Future<Output = sessiond_client::Result<HistoryResponse>>,
+{
+    let mut after = page.after_seq;
+    loop {
+        let answer = read(after, page.limit).await?;
+        for m in &answer.messages {
+            print_message(m, page.json)?;
+        }
+        match answer.messages.last() {
+            Some(last) if answer.messages.len() == page.limit => after = last.seq,
             _ => return Ok(()),
         }
     }

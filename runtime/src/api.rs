@@ -1,19 +1,32 @@
 //! The HTTP API under `/v1` (axum): JSON in and out, SSE for events, a WebSocket
-//! per session for events and commands, one error shape with stable codes.
-//! `router(state)` builds it without a socket, so tests call it directly.
+//! per session for events and operations, one error shape with stable codes. The
+//! wire types are `sessiond_client`'s. `router(state)` builds it without a socket,
+//! so tests call it directly.
+//!
+//! # Layout
+//! - `operation`: the HTTP form of every session operation (`crate::ops`)
+//! - `sessions`: create; `projects`: lists, by-key, preview, retention
+//! - `events`, `project_events`: the SSE streams; `ws`: the session WebSocket
+//! - `health`: liveness, readiness, node info
+//! - `error`: errors to HTTP, in one place; `extract`: extractors in that shape
+//! - `validate`: input rules; `views`: the wire views of server records
 
 pub mod error;
 pub mod extract;
-pub mod model;
 pub mod validate;
+pub mod views;
+
+pub(crate) mod operation;
 
 mod events;
 mod health;
-mod lifecycle;
 mod project_events;
 mod projects;
 mod sessions;
 mod ws;
+
+/// The API's wire types (the client crate's).
+pub use sessiond_client::model;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -48,7 +61,7 @@ impl AppState {
 /// All routes.
 pub fn router(state: AppState) -> Router {
     let max_body = state.node.config().limits.max_body_bytes;
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(crate::metrics::render))
@@ -68,33 +81,17 @@ pub fn router(state: AppState) -> Router {
         )
         // A static segment wins over `{id}`, so this is no session id.
         .route("/v1/sessions/preview", post(projects::preview))
-        .route(
-            "/v1/sessions/{id}",
-            get(sessions::get)
-                .patch(lifecycle::patch)
-                .delete(lifecycle::delete),
-        )
-        .route(
-            "/v1/sessions/{id}/messages",
-            post(sessions::send).get(sessions::history),
-        )
-        .route("/v1/sessions/{id}/archive", get(sessions::archive))
-        .route("/v1/sessions/{id}/abort", post(sessions::abort))
-        .route("/v1/sessions/{id}/steer", post(lifecycle::steer))
-        .route("/v1/sessions/{id}/pause", post(lifecycle::pause))
-        .route("/v1/sessions/{id}/resume", post(lifecycle::resume))
-        .route("/v1/sessions/{id}/reset", post(lifecycle::reset))
-        .route("/v1/sessions/{id}/compact", post(lifecycle::compact))
-        .route("/v1/sessions/{id}/children", get(projects::children))
         .route("/v1/sessions/{id}/events", get(events::sse))
-        .route("/v1/sessions/{id}/ws", get(ws::upgrade))
-        .route(
-            "/v1/sessions/{id}/permissions/{request_id}",
-            post(sessions::answer_permission),
-        )
+        .route("/v1/sessions/{id}/ws", get(ws::upgrade));
+    // Every session operation's route, from the one list of operations.
+    let router = crate::ops::OPERATIONS
+        .iter()
+        .fold(router, |router, op| op.route(router));
+    router
         .fallback(|| async { ApiError::from(Error::NotFound("no such route".into())) })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(error::log_failures))
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .with_state(state)
 }

@@ -1,10 +1,17 @@
-//! The runtime's error type. It becomes HTTP in exactly one place (`api::error`).
+//! The runtime's error type. Each kind has a stable [`ErrorCode`]; it becomes HTTP
+//! (or a WebSocket reply, or a forwarded answer) in exactly one place, `api::error`.
+//! Kinds that wrap an internal failure (the store, a write, a bug) keep it as their
+//! `#[source]`, for the log line; clients see the kind's own message and an error
+//! id that the log line carries too.
+
+use std::sync::Arc;
 
 use sessiond_actors::SessionError;
+use sessiond_client::ErrorCode;
 use sessiond_store::{IdError, StoreError};
 
-/// What a node operation can fail with; each variant has a stable API code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// What a node operation can fail with.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The session, run or route does not exist.
     #[error("{0}")]
@@ -12,34 +19,72 @@ pub enum Error {
     /// The request is malformed or breaks a rule.
     #[error("{0}")]
     InvalidRequest(String),
-    /// The request conflicts with current state (a key already taken, ...).
+    /// The request conflicts with current state (a key already taken, a full
+    /// queue, a busy session).
     #[error("{0}")]
     Conflict(String),
+    /// The session is protected: delete and reset are refused.
+    #[error("{0}")]
+    Protected(String),
     /// The request body or a field is too large.
     #[error("{0}")]
     PayloadTooLarge(String),
-    /// The node cannot serve now (store unreachable, session stopping); retry.
+    /// The node cannot serve now (session moving or stopping, node stopping or
+    /// busy); retry. The message is ours and safe to show.
     #[error("{0}")]
     Unavailable(String),
+    /// The store failed; the detail stays in the log.
+    #[error("the store is unavailable; retry")]
+    Store(#[source] Arc<StoreError>),
+    /// A session's write could not be persisted; the detail stays in the log.
+    #[error("the session's write could not be persisted; retry")]
+    Write(#[source] sessiond_actors::writer::WriteError),
     /// No answer within the deadline.
     #[error("{0}")]
     Timeout(String),
-    /// A bug: something that should not happen did.
-    #[error("{0}")]
+    /// A bug: something that should not happen did. The text is for the log.
+    #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl Error {
     /// The stable code clients match on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::NotFound(_) => "not_found",
-            Self::InvalidRequest(_) => "invalid_request",
-            Self::Conflict(_) => "conflict",
-            Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::Unavailable(_) => "unavailable",
-            Self::Timeout(_) => "timeout",
-            Self::Internal(_) => "internal",
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::Protected(_) => ErrorCode::Protected,
+            Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Self::Unavailable(_) | Self::Store(_) | Self::Write(_) => ErrorCode::Unavailable,
+            Self::Timeout(_) => ErrorCode::Timeout,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// What a client may be told: the message of every kind but `Internal`, whose
+    /// text is for the log only.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Internal(_) => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The error a client gets back for `code` and `message` (an error that crossed
+    /// from another node).
+    pub fn from_code(code: ErrorCode, message: String) -> Self {
+        match code {
+            ErrorCode::NotFound => Self::NotFound(message),
+            ErrorCode::InvalidRequest => Self::InvalidRequest(message),
+            ErrorCode::Conflict => Self::Conflict(message),
+            ErrorCode::Protected => Self::Protected(message),
+            ErrorCode::PayloadTooLarge => Self::PayloadTooLarge(message),
+            ErrorCode::Timeout => Self::Timeout(message),
+            ErrorCode::Internal => Self::Internal(message),
+            ErrorCode::Unavailable | ErrorCode::MethodNotAllowed | ErrorCode::Unknown => {
+                Self::Unavailable(message)
+            }
         }
     }
 }
@@ -50,7 +95,11 @@ impl From<SessionError> for Error {
             SessionError::NotFound(what) => Self::NotFound(format!("{what} not found")),
             SessionError::Invalid(m) => Self::InvalidRequest(m),
             SessionError::Conflict(m) => Self::Conflict(m),
+            e @ SessionError::QueueFull(_) => Self::Conflict(e.to_string()),
+            e @ SessionError::Protected(_) => Self::Protected(e.to_string()),
             SessionError::Unavailable(m) | SessionError::Stopped(m) => Self::Unavailable(m),
+            SessionError::Store(e) => Self::Store(e),
+            SessionError::Write(e) => Self::Write(e),
             SessionError::Timeout(m) => Self::Timeout(format!("{m} timed out")),
         }
     }

@@ -6,10 +6,14 @@
 //! # Layout
 //! - [`config`]: the typed configuration tree
 //! - [`drivers`]: OpenAI-compatible and ACP drivers
-//! - [`node`]: `Node`, the session operations behind the API, lease renewal
+//! - [`node`]: `Node`: routing (here, forwarded, or from the store), leases and
+//!   heartbeats, recovery, drain
+//! - [`ops`]: how the node serves each session operation of `sessiond_client::ops`,
+//!   and the one list that gives every operation its HTTP route, WebSocket frame
+//!   and forwarded form
 //! - [`events`]: a session's event stream (replay from the store, then live)
-//! - [`api`]: router, JSON model (shared with the CLI), error conversion, SSE,
-//!   WebSocket
+//! - [`api`]: router, error conversion, the views of server records in the
+//!   client crate's wire types, SSE, WebSocket
 //! - [`metrics`]: Prometheus recorder, `/metrics`, request metrics
 //! - [`server`]: serving a listener with graceful shutdown
 //! - [`error`]: the runtime's error type
@@ -21,6 +25,7 @@ pub mod error;
 pub mod events;
 pub mod metrics;
 pub mod node;
+pub mod ops;
 pub mod server;
 
 pub use config::Config;

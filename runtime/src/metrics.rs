@@ -78,7 +78,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
 
 /// Counts one forward by its outcome; an answered one is timed too.
 pub(crate) fn forwarded(
-    result: &std::result::Result<crate::node::Reply, crate::node::ForwardError>,
+    result: &std::result::Result<String, crate::node::ForwardError>,
     took: Duration,
 ) {
     use crate::node::ForwardError;

@@ -1,24 +1,32 @@
 //! The node: wires a backend, the writer, the drivers and the project supervisors,
-//! and offers the session operations the API calls.
+//! and runs the session operations the API decodes.
 //!
-//! - this file: start, activation of sessions, lease renewal, shutdown
-//! - `sessions`: operations on one session (create, send, steer, patch, ...)
+//! # Layout
+//! - this file: start, activation of sessions, shutdown
+//! - `routing`: where an operation runs (here, forwarded, or from the store)
+//! - `forward`: the request/reply protocol between nodes' inboxes
+//! - `inbox`: this node's inbox, kept subscribed
+//! - `leases`: the heartbeat and the renewal of held leases
+//! - `recovery`: taking over the sessions of dead nodes
+//! - `drain`: waiting for runs to finish on a graceful stop
+//! - `sessions`: create, and the store reads the operations use
 //! - `projects`: operations over a project (list, resolve, preview, retention, events)
 
-mod cluster;
-mod command;
+mod drain;
 mod forward;
+mod inbox;
+mod leases;
 mod projects;
+mod recovery;
+mod routing;
 mod sessions;
 
-pub use command::{Command, Reply};
 pub(crate) use forward::ForwardError;
 
 pub use projects::{ListQuery, NodeInfo, Preview, PreviewStatus, ProjectEventStream, SessionPage};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use sessiond_actors::{
     DriverRegistry, LeaseBook, ProjectHandle, SessionContext, SessionHandle, Writer,
@@ -54,6 +62,8 @@ pub struct NewSession {
     pub parent_id: Option<SessionId>,
     /// A repeated create with this key returns the first session and runs nothing.
     pub idempotency_key: Option<String>,
+    /// Refuse delete and reset until a patch lifts it.
+    pub protected: bool,
 }
 
 /// The name of the driver used when a create names none.
@@ -138,7 +148,11 @@ impl Node {
             settled: Default::default(),
         };
         let stop = CancellationToken::new();
-        tokio::spawn(keep_leases(ctx.clone(), backend.clone(), stop.clone()));
+        tokio::spawn(leases::keep_leases(
+            ctx.clone(),
+            backend.clone(),
+            stop.clone(),
+        ));
         // Installed before the first metric is recorded.
         crate::metrics::handle();
         tokio::spawn(crate::metrics::upkeep(stop.clone()));
@@ -163,13 +177,9 @@ impl Node {
         let weak = Arc::downgrade(&node.inner);
         let stop = node.inner.stop.clone();
         tokio::spawn(projects::sweep_retention(weak.clone(), stop.clone()));
-        tokio::spawn(cluster::heartbeat(weak.clone(), stop.clone()));
-        tokio::spawn(cluster::recovery_sweep(weak.clone(), stop.clone()));
-        tokio::spawn(cluster::keep_inbox(
-            weak,
-            node.inner.forwarder.clone(),
-            stop,
-        ));
+        tokio::spawn(leases::heartbeat(weak.clone(), stop.clone()));
+        tokio::spawn(recovery::recovery_sweep(weak.clone(), stop.clone()));
+        tokio::spawn(inbox::keep_inbox(weak, node.inner.forwarder.clone(), stop));
         node
     }
 
@@ -261,7 +271,7 @@ impl Node {
     }
 
     /// Drops a session's handle from the resident map (after a delete).
-    fn forget_resident(&self, tenant: &TenantId, id: SessionId) {
+    pub(crate) fn forget_resident(&self, tenant: &TenantId, id: SessionId) {
         self.inner
             .resident
             .lock()
@@ -354,60 +364,7 @@ impl Node {
         }
         tracing::info!(node_id = %self.inner.id, "node stopped");
     }
-
-    /// Waits, up to the drain timeout, until no resident session has a run or a
-    /// queued prompt it would start (a paused session's queue waits for its resume,
-    /// on whichever node; leases keep being renewed meanwhile). Runs still going
-    /// after it are cancelled by the stop and marked interrupted by the next owner.
-    async fn drain(&self) {
-        let deadline = tokio::time::Instant::now() + self.inner.config.drain_timeout;
-        let mut reported = None;
-        loop {
-            // Registered before the look, so a run ending during it still wakes us.
-            let settled = self.inner.ctx.settled.notified();
-            tokio::pin!(settled);
-            settled.as_mut().enable();
-            // From the supervisors: they know an actor restarted after a crash,
-            // which the node's map (filled by activations) does not.
-            let projects: Vec<ProjectHandle> =
-                self.inner.projects.lock().await.values().cloned().collect();
-            let mut handles: Vec<SessionHandle> = Vec::new();
-            for p in &projects {
-                match p.residents().await {
-                    Ok(live) => handles.extend(live),
-                    Err(e) => tracing::debug!(error = %e, "a project did not list its sessions"),
-                }
-            }
-            let mut busy = 0;
-            for h in &handles {
-                if !h.is_settled().await.unwrap_or(true) {
-                    busy += 1;
-                }
-            }
-            if busy == 0 {
-                return;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(busy, "drain deadline passed; stopping sessions with runs");
-                return;
-            }
-            if reported != Some(busy) {
-                tracing::info!(busy, "draining: waiting for runs to finish");
-                reported = Some(busy);
-            }
-            // A run ending or a session stopping wakes this; the periodic look
-            // covers an actor that died without stopping (a panic).
-            let look_again = (tokio::time::Instant::now() + DRAIN_LOOK_AGAIN).min(deadline);
-            tokio::select! {
-                () = &mut settled => {}
-                () = tokio::time::sleep_until(look_again) => {}
-            }
-        }
-    }
 }
-
-/// How often a drain looks at the resident sessions without being woken.
-const DRAIN_LOOK_AGAIN: Duration = Duration::from_secs(1);
 
 /// The single node of an embedded store keeps one id across restarts (in
 /// `<data_dir>/node-id`), so after a crash it takes its sessions' leases back at once
@@ -425,51 +382,5 @@ fn persistent_node_id(data_dir: &std::path::Path) -> Result<NodeId> {
             Ok(id)
         }
         Err(e) => Err(unavailable(e)),
-    }
-}
-
-/// Renews every lease this node holds, in one batch, every third of the TTL; a lease
-/// that cannot be renewed stops its session at once.
-async fn keep_leases(ctx: SessionContext, backend: Backend, stop: CancellationToken) {
-    let ttl = ctx.settings.lease_ttl;
-    let mut tick = tokio::time::interval((ttl / 3).max(Duration::from_millis(100)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_renewed = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let leases = ctx.lease_book.leases();
-        if leases.is_empty() {
-            last_renewed = tokio::time::Instant::now();
-            continue;
-        }
-        match backend.leases.renew(&ctx.node, &leases, ttl).await {
-            Ok(held) => {
-                last_renewed = tokio::time::Instant::now();
-                for (lease, ok) in leases.iter().zip(held) {
-                    if !ok {
-                        tracing::warn!(session_id = %lease.session, "lease renewal refused");
-                        ctx.lease_book.lost(lease);
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, leases = leases.len(), "lease renewal failed");
-                // Past the TTL another node may own these sessions: stop ours rather
-                // than run drivers for sessions we no longer hold (fences keep their
-                // writes out anyway).
-                if last_renewed.elapsed() >= ttl {
-                    tracing::error!(
-                        leases = leases.len(),
-                        "leases not renewed for a whole TTL, stopping their sessions"
-                    );
-                    for lease in &leases {
-                        ctx.lease_book.lost(lease);
-                    }
-                }
-            }
-        }
     }
 }

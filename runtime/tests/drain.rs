@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use sessiond_client::ops;
 use sessiond_runtime::node::{Drivers, NewSession};
 use sessiond_runtime::{Config, Node};
 use sessiond_store::testing::wait_until;
@@ -86,10 +87,12 @@ async fn a_paused_session_with_queued_prompts_does_not_hold_the_stop() {
         .create_session(&tenant, &ProjectId::new("p").unwrap(), new, None)
         .await
         .unwrap();
-    node.set_paused(&tenant, meta.id, true).await.unwrap();
-    node.send(&tenant, meta.id, "after the resume".into(), None)
-        .await
-        .unwrap();
+    node.execute(&tenant, meta.id, ops::Pause {}).await.unwrap();
+    let send = ops::SendPrompt {
+        prompt: "after the resume".into(),
+        idempotency_key: None,
+    };
+    node.execute(&tenant, meta.id, send).await.unwrap();
     let stopping = std::time::Instant::now();
     node.shutdown().await;
     let took = stopping.elapsed();

@@ -83,8 +83,12 @@ async fn an_inbox_that_could_not_subscribe_at_start_is_subscribed_again() {
     .await;
     // The caller does not hold the session: its send is forwarded to the holder's
     // inbox.
+    let send = sessiond_client::ops::SendPrompt {
+        prompt: "through the inbox".into(),
+        idempotency_key: None,
+    };
     let receipt = caller
-        .send(&tenant, meta.id, "through the inbox".into(), None)
+        .execute(&tenant, meta.id, send)
         .await
         .expect("the holder answered the forward");
     assert!(receipt.message_seq > 1);

@@ -128,6 +128,7 @@ mod tests {
             paused: false,
             queued: Vec::new(),
             queue_tracked: false,
+            protected: false,
             created_at_ms: 1_700_000_000_000,
             updated_at_ms: 1_700_000_000_500,
             last_activity_ms: 1_700_000_000_500,

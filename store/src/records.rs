@@ -236,6 +236,10 @@ pub struct SessionMeta {
     /// queue is the prompts after the last run's, in seq order).
     #[serde(default)]
     pub queue_tracked: bool,
+    /// Protected: delete and reset are refused (and retention passes it by) until
+    /// a patch clears it. A session created with the key `main` starts protected.
+    #[serde(default)]
+    pub protected: bool,
     /// Creation time.
     pub created_at_ms: TimestampMs,
     /// Last change of any field.

@@ -67,6 +67,9 @@ async fn cli_create_send_steer_pause_patch_compact_reset_delete() {
         "10",
         "--idempotency-key",
         "create-1",
+        // `main` is protected by default: this test resets and deletes it.
+        "--protected",
+        "false",
     ];
     let parent = json_of(&server, &create);
     let s = &parent["session"];

@@ -17,6 +17,10 @@
 //!   anywhere, takeover after kill -9, fencing after SIGSTOP, handover on SIGTERM
 //! - [`node_restarts`]: a node restarted with its old id, a session actor restarted
 //!   after a crash, as the other nodes see them
+//! - [`operations`]: every session operation answers the same over HTTP, the
+//!   WebSocket and a forward between two nodes
+//! - [`paging_and_protection`]: history paged backwards and by tail, protected
+//!   sessions (sqlite and redis)
 //! - [`cli`]: the client verbs of the binary
 //! - [`cli_lifecycle`]: the lifecycle, listing, project and node verbs
 //! - [`errors_lifecycle`]: bad input to the lifecycle, listing and project routes
@@ -42,6 +46,8 @@ mod lifecycle;
 mod many_nodes;
 mod node_restarts;
 mod observability;
+mod operations;
+mod paging_and_protection;
 mod project_views;
 mod routes_lifecycle;
 mod session_ops;

@@ -36,7 +36,8 @@ async fn lifecycle_and_listing_routes_answer_their_wire_shapes() {
     let created = api
         .post(
             "/v1/projects/demo/sessions",
-            json!({"key": "main", "thinking": true, "max_turns": 2,
+            // `main` is protected by default: this test resets and deletes it.
+            json!({"key": "main", "thinking": true, "max_turns": 2, "protected": false,
                    "auto_compact_tokens": 500, "auto_compact_keep": 4}),
         )
         .await;

@@ -54,7 +54,10 @@ async fn compact_reset_and_delete_archive_on_every_store() {
     for (store, _redis, _dir) in stores() {
         let mut server = Server::start(&store);
         let api = server.api();
-        let id = api.create("demo", json!({"key": "main"})).await;
+        // `main` is protected by default: this test resets and deletes it.
+        let id = api
+            .create("demo", json!({"key": "main", "protected": false}))
+            .await;
         for p in ["one", "two", "three"] {
             api.send(&id, p).await;
         }

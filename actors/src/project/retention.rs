@@ -1,6 +1,6 @@
 //! Retention of a project's finished sessions: keep the newest `max_sessions` by
 //! last activity, delete those idle longer than `max_age_days`; a running session
-//! (or one with prompts waiting, or paused on purpose) is never deleted.
+//! (or one with prompts waiting, paused on purpose, or protected) is never deleted.
 //!
 //! A pass reads the index (one call), and only when the index holds more sessions
 //! than the policy keeps, or one older than the age limit, reads their metas. A
@@ -27,7 +27,7 @@ pub struct Candidate {
     pub id: SessionId,
     /// Its last activity.
     pub last_activity_ms: TimestampMs,
-    /// Finished: not running, nothing queued, not paused.
+    /// Finished: not running, nothing queued, not paused, not protected.
     pub finished: bool,
 }
 
@@ -51,7 +51,7 @@ pub fn victims(
 }
 
 fn finished(meta: &SessionMeta) -> bool {
-    meta.status != SessionStatus::Running && !meta.paused
+    meta.status != SessionStatus::Running && !meta.paused && !meta.protected
 }
 
 /// One retention pass over a project.

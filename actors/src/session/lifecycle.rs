@@ -35,6 +35,8 @@ pub struct SessionPatch {
     pub auto_compact_tokens: Option<u64>,
     /// Messages an automatic compaction keeps.
     pub auto_compact_keep: Option<u64>,
+    /// Protect the session (refuse delete and reset) or lift it.
+    pub protected: Option<bool>,
 }
 
 /// What a compaction did.
@@ -121,6 +123,9 @@ impl SessionState {
         }
         if let Some(keep) = patch.auto_compact_keep {
             c.auto_compact_keep = Some(keep);
+        }
+        if let Some(protected) = patch.protected {
+            m.protected = protected;
         }
         m.updated_at_ms = now;
         (self.write(vec![], true), driver_changed)

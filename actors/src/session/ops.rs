@@ -187,6 +187,10 @@ impl Session {
         state: &mut SessionState,
         reply: RpcReplyPort<Result<SessionMeta>>,
     ) {
+        if state.meta.protected {
+            let _ = reply.send(Err(SessionError::Protected(state.meta.id)));
+            return;
+        }
         match state.run.as_mut() {
             None if state.after_run.is_empty() => {
                 let answer = self.reset_now(me, state).await;
@@ -240,6 +244,10 @@ impl Session {
         reason: ChangeReason,
         reply: RpcReplyPort<Result<()>>,
     ) {
+        if state.meta.protected {
+            let _ = reply.send(Err(SessionError::Protected(state.meta.id)));
+            return;
+        }
         if reason == ChangeReason::Retention && !state.is_idle() {
             // Became busy since retention looked: it is not finished any more.
             let _ = reply.send(Err(SessionError::Conflict(format!(

@@ -114,7 +114,7 @@ impl Session {
             for w in waiters {
                 let answer = match &result {
                     Ok(_) => Ok(AbortReply::Aborted { run_id }),
-                    Err(e) => Err(SessionError::Unavailable(e.to_string())),
+                    Err(e) => Err(SessionError::Write(e.clone())),
                 };
                 let _ = w.send(answer);
             }

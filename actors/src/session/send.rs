@@ -27,10 +27,7 @@ impl Session {
             return;
         };
         if state.queue.len() >= self.ctx.settings.max_queued {
-            let _ = reply.send(Err(SessionError::Conflict(format!(
-                "queue-full: {} prompts already wait; retry after a run ends",
-                state.queue.len()
-            ))));
+            let _ = reply.send(Err(SessionError::QueueFull(state.queue.len())));
             return;
         }
         self.accept(
@@ -121,7 +118,7 @@ impl Session {
         let on_commit = Box::new(move |result: std::result::Result<u64, WriteError>| {
             let answer = match &result {
                 Ok(_) => Ok(receipt),
-                Err(e) => Err(SessionError::Unavailable(e.to_string())),
+                Err(e) => Err(SessionError::Write(e.clone())),
             };
             if result.is_ok() {
                 let m = &meta_ids;

@@ -52,7 +52,7 @@ impl Session {
         let announce = state.status_to_announce(write.meta.as_ref());
         if let Err(e) = self.ctx.writer.commit(write).await {
             stop_on_write_failure(me, state, e.clone());
-            return Err(SessionError::Unavailable(e.to_string()));
+            return Err(SessionError::Write(e));
         }
         if let Some((tenant, project, status)) = announce {
             self.ctx

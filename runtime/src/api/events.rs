@@ -14,10 +14,11 @@ use futures::{Stream, StreamExt};
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery};
-use super::model::{EventsQuery, LaggedView, MessageView, StalledView, StatusView};
-use super::sessions::session_id;
+use super::operation::session_id;
+use super::views::{message_view, status_view};
 use crate::error::Error;
 use crate::events::SessionEvent;
+use sessiond_client::model::{EventsQuery, LaggedView, StalledView};
 
 fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Error> {
     match headers.get("last-event-id") {
@@ -36,10 +37,8 @@ fn to_sse(item: crate::error::Result<SessionEvent>) -> Event {
         Ok(SessionEvent::Message(m)) => Event::default()
             .event("message")
             .id(m.seq.to_string())
-            .json_data(MessageView::from(m)),
-        Ok(SessionEvent::Status(s)) => Event::default()
-            .event("status")
-            .json_data(StatusView::from(s)),
+            .json_data(message_view(m)),
+        Ok(SessionEvent::Status(s)) => Event::default().event("status").json_data(status_view(s)),
         Ok(SessionEvent::Lagged { after_seq }) => {
             Event::default().event("lagged").json_data(LaggedView {
                 after_seq: *after_seq,

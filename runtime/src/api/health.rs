@@ -5,7 +5,9 @@ use axum::extract::State;
 
 use super::AppState;
 use super::error::ApiResult;
-use super::model::{Health, NodeView};
+use sessiond_client::model::{Health, NodeView};
+
+use super::views::node_view;
 
 fn health(state: &AppState) -> Health {
     Health {
@@ -30,5 +32,5 @@ pub(super) async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Heal
 /// for its tenant).
 pub(super) async fn node(State(state): State<AppState>) -> ApiResult<Json<NodeView>> {
     let info = state.node.info(&state.node.config().tenant).await?;
-    Ok(Json(info.into()))
+    Ok(Json(node_view(info)))
 }

@@ -15,7 +15,7 @@ use sessiond_store::{ProjectEvent, ProjectId};
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::ApiPath;
-use super::model::{SessionChangedView, StatusView};
+use super::views::{changed_view, status_view};
 use crate::error::Error;
 
 /// The SSE event of one item; `None` for a kind this version does not know.
@@ -23,10 +23,8 @@ fn to_sse(item: &crate::error::Result<ProjectEvent>) -> Option<Event> {
     let event = match item {
         Ok(ProjectEvent::Changed { session_id, reason }) => Event::default()
             .event("sessions.changed")
-            .json_data(SessionChangedView::new(*session_id, *reason)),
-        Ok(ProjectEvent::Status(s)) => Event::default()
-            .event("status")
-            .json_data(StatusView::from(s)),
+            .json_data(changed_view(*session_id, *reason)),
+        Ok(ProjectEvent::Status(s)) => Event::default().event("status").json_data(status_view(s)),
         Ok(ProjectEvent::Unknown) => return None,
         Err(e) => Event::default()
             .event("error")

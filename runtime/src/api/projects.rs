@@ -1,24 +1,20 @@
-//! Routes over many sessions: a project's list, a key's session, a session's
-//! children, the preview of many sessions, a project's retention policy.
+//! Routes over many sessions: a project's list, a key's session, the preview of
+//! many sessions, a project's retention policy.
 
 use axum::Json;
 use axum::extract::State;
+use sessiond_client::model::*;
 use sessiond_store::{ProjectId, RetentionPolicy, SessionId, SessionKey, SessionStatus};
 
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::model::*;
-use super::sessions::session_id;
 use super::validate;
+use super::views::{envelope, preview_view, retention_view, session_view};
 use crate::error::Error;
 use crate::node::{ListQuery, SessionPage};
+use crate::ops::list_limit;
 
-/// Default page size of lists.
-const DEFAULT_LIST_PAGE: usize = 20;
-/// Largest page size of lists: each listed session is one store read.
-const MAX_LIST_PAGE: usize = 100;
-/// Most sessions one preview asks for (DESIGN.md §3).
 const MAX_PREVIEW_IDS: usize = 64;
 /// Default messages per previewed session.
 const DEFAULT_PREVIEW_LIMIT: usize = 5;
@@ -50,17 +46,9 @@ fn status_filter(raw: &str) -> Result<SessionStatus, Error> {
     })
 }
 
-fn page_limit(limit: Option<usize>) -> Result<usize, Error> {
-    validate::within(
-        "limit",
-        limit.unwrap_or(DEFAULT_LIST_PAGE),
-        1..=MAX_LIST_PAGE,
-    )
-}
-
 fn list_response(page: SessionPage) -> Json<SessionListResponse> {
     Json(SessionListResponse {
-        sessions: page.sessions.iter().map(SessionView::from).collect(),
+        sessions: page.sessions.iter().map(session_view).collect(),
         next_cursor: page.next_cursor,
     })
 }
@@ -76,7 +64,7 @@ pub(super) async fn list(
         status: q.status.as_deref().map(status_filter).transpose()?,
         label: q.label,
         parent_id: None,
-        limit: page_limit(q.limit)?,
+        limit: list_limit(q.limit)?,
         cursor: q.cursor,
     };
     let page = state
@@ -97,37 +85,11 @@ pub(super) async fn by_key(
         .node
         .resolve_key(&state.node.config().tenant, &project, &key)
         .await?;
-    Ok(Json(SessionEnvelope {
-        session: SessionView::from(&meta),
-        run: None,
-    }))
+    Ok(Json(envelope(&meta)))
 }
 
 /// `GET /v1/sessions/{id}/children?limit=&cursor=`: the parent's project listed
 /// for its children.
-pub(super) async fn children(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<ChildrenQuery>,
-) -> ApiResult<Json<SessionListResponse>> {
-    let id = session_id(&id)?;
-    let limit = page_limit(q.limit)?;
-    let tenant = &state.node.config().tenant;
-    let parent = state.node.get_session(tenant, id).await?;
-    let query = ListQuery {
-        parent_id: Some(id),
-        limit,
-        cursor: q.cursor,
-        ..ListQuery::default()
-    };
-    let page = state
-        .node
-        .list_sessions(tenant, &parent.project, query)
-        .await?;
-    Ok(list_response(page))
-}
-
-/// `POST /v1/sessions/preview`: the tail of up to 64 sessions at once.
 pub(super) async fn preview(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<PreviewRequest>,
@@ -155,7 +117,7 @@ pub(super) async fn preview(
         .preview(&state.node.config().tenant, &ids, limit, max_chars)
         .await?;
     Ok(Json(PreviewResponse {
-        previews: previews.iter().map(PreviewView::from).collect(),
+        previews: previews.iter().map(preview_view).collect(),
     }))
 }
 
@@ -170,7 +132,7 @@ pub(super) async fn retention(
         .node
         .retention(&state.node.config().tenant, &project)
         .await?;
-    Ok(Json(policy.into()))
+    Ok(Json(retention_view(policy)))
 }
 
 /// `PUT /v1/projects/{project}/retention`: sets the policy (a missing field takes
@@ -198,5 +160,5 @@ pub(super) async fn set_retention(
         .node
         .set_retention(&state.node.config().tenant, &project, policy)
         .await?;
-    Ok(Json(policy.into()))
+    Ok(Json(retention_view(policy)))
 }

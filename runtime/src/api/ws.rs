@@ -28,8 +28,10 @@ use tokio_util::sync::CancellationToken;
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery};
-use super::model::{EventsQuery, LaggedView, MessageView, ServerFrame, StalledView, StatusView};
-use super::sessions::session_id;
+use sessiond_client::model::{EventsQuery, LaggedView, ServerFrame, StalledView};
+
+use super::operation::session_id;
+use super::views::{message_view, status_view};
 use crate::error::{Error, Result};
 use crate::events::SessionEvent;
 use command::Job;
@@ -190,10 +192,10 @@ fn event_frame(item: Result<SessionEvent>) -> ServerFrame {
     match item {
         Ok(SessionEvent::Message(m)) => ServerFrame::Message {
             id: m.seq.to_string(),
-            data: MessageView::from(&m),
+            data: message_view(&m),
         },
         Ok(SessionEvent::Status(s)) => ServerFrame::Status {
-            data: StatusView::from(&s),
+            data: status_view(&s),
         },
         Ok(SessionEvent::Lagged { after_seq }) => ServerFrame::Lagged {
             data: LaggedView { after_seq },

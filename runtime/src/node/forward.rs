@@ -1,4 +1,4 @@
-//! Forwarding: a command for a session held by another node goes to that node's
+//! Forwarding: an operation for a session held by another node goes to that node's
 //! inbox channel on the bus with a correlation id and a deadline; the holder runs it
 //! on its actor and publishes the answer to the caller's inbox.
 //!
@@ -15,53 +15,62 @@ use sessiond_store::{BusSignal, Channel, EventBus, NodeId, SessionId, TenantId, 
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::command::{Command, Reply};
 use crate::error::Error;
+use sessiond_client::ErrorCode;
 
-/// An error as it travels between nodes: the stable code and the message.
+/// An error as it travels between nodes: its code (or "not the holder") and the
+/// message a client may see.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct WireError {
-    code: String,
+    code: WireCode,
     message: String,
 }
 
-/// The code a holder answers when the session is not (any more) resident there.
-const NOT_HOLDER: &str = "not_holder";
+/// The code of an error between nodes: an API error code, or the holder's answer
+/// that the session is not (any more) resident there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum WireCode {
+    /// Look at the lease again: the session left this node.
+    NotHolder,
+    /// The operation failed with this code.
+    #[serde(untagged)]
+    Api(ErrorCode),
+}
 
 impl WireError {
     pub(crate) fn not_holder(node: &NodeId) -> Self {
         Self {
-            code: NOT_HOLDER.into(),
+            code: WireCode::NotHolder,
             message: format!("node {node} does not hold the session"),
         }
     }
 
     /// Whether the holder answered that it does not hold the session.
     pub(crate) fn is_not_holder(&self) -> bool {
-        self.code == NOT_HOLDER
+        self.code == WireCode::NotHolder
     }
 }
 
 impl From<&Error> for WireError {
+    /// Only the code and the public message cross: an internal detail stays in
+    /// the holder's log.
     fn from(e: &Error) -> Self {
+        if e.code().http_status() >= 500 {
+            crate::api::error::ApiError::from(e.clone()).log("forwarded");
+        }
         Self {
-            code: e.code().into(),
-            message: e.to_string(),
+            code: WireCode::Api(e.code()),
+            message: e.public_message(),
         }
     }
 }
 
 impl From<WireError> for Error {
     fn from(w: WireError) -> Self {
-        let m = w.message;
-        match w.code.as_str() {
-            "not_found" => Error::NotFound(m),
-            "invalid_request" => Error::InvalidRequest(m),
-            "conflict" => Error::Conflict(m),
-            "payload_too_large" => Error::PayloadTooLarge(m),
-            "timeout" => Error::Timeout(m),
-            "internal" => Error::Internal(m),
-            _ => Error::Unavailable(m),
+        match w.code {
+            WireCode::Api(code) => Error::from_code(code, w.message),
+            WireCode::NotHolder => Error::Unavailable(w.message),
         }
     }
 }
@@ -76,14 +85,18 @@ pub(crate) enum Envelope {
         from: NodeId,
         tenant: TenantId,
         session: SessionId,
-        command: Box<Command>,
+        /// The operation's name.
+        op: String,
+        /// Its fields, as JSON.
+        args: String,
         /// Past this (wall clock, ms) the caller has given up: do nothing.
         deadline_ms: i64,
     },
     /// The answer to request `id`.
     Response {
         id: Uuid,
-        result: Result<Reply, WireError>,
+        /// The reply as JSON, or the error.
+        result: Result<String, WireError>,
     },
 }
 
@@ -101,7 +114,7 @@ pub(crate) enum ForwardError {
 }
 
 /// Forwards waiting for their answers, by correlation id.
-type Pending = Arc<Mutex<HashMap<Uuid, oneshot::Sender<Result<Reply, WireError>>>>>;
+type Pending = Arc<Mutex<HashMap<Uuid, oneshot::Sender<Result<String, WireError>>>>>;
 
 /// Requests this node sent and waits on.
 #[derive(Clone)]
@@ -120,15 +133,17 @@ impl Forwarder {
         }
     }
 
-    /// Sends `command` to `holder` and waits up to `timeout` for its answer.
+    /// Sends operation `op` (its fields as JSON in `args`) to `holder` and waits up
+    /// to `timeout` for its answer (the reply as JSON).
     pub(crate) async fn forward(
         &self,
         holder: &NodeId,
         tenant: &TenantId,
         session: SessionId,
-        command: Command,
+        op: &str,
+        args: String,
         timeout: Duration,
-    ) -> Result<Reply, ForwardError> {
+    ) -> Result<String, ForwardError> {
         let id = Uuid::now_v7();
         let (tx, rx) = oneshot::channel();
         self.pending.lock().expect("pending lock").insert(id, tx);
@@ -139,7 +154,8 @@ impl Forwarder {
             from: self.node.clone(),
             tenant: tenant.clone(),
             session,
-            command: Box::new(command),
+            op: op.to_string(),
+            args,
             deadline_ms: now_ms() + timeout.as_millis() as i64,
         };
         self.publish(holder, &request)
@@ -147,7 +163,7 @@ impl Forwarder {
             .map_err(ForwardError::Bus)?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(Ok(reply))) => Ok(reply),
-            Ok(Ok(Err(w))) if w.code == NOT_HOLDER => Err(ForwardError::NotHolder),
+            Ok(Ok(Err(w))) if w.is_not_holder() => Err(ForwardError::NotHolder),
             Ok(Ok(Err(w))) => Err(ForwardError::Remote(w.into())),
             Ok(Err(_)) | Err(_) => Err(ForwardError::NoAnswer),
         }
@@ -161,7 +177,7 @@ impl Forwarder {
     }
 
     /// Hands an answer to the forward waiting for it.
-    pub(crate) fn answered(&self, id: Uuid, result: Result<Reply, WireError>) {
+    pub(crate) fn answered(&self, id: Uuid, result: Result<String, WireError>) {
         if let Some(tx) = self.pending.lock().expect("pending lock").remove(&id) {
             let _ = tx.send(result);
         }
@@ -212,9 +228,13 @@ mod tests {
             Error::Conflict("x".into()),
             Error::Unavailable("x".into()),
             Error::Timeout("x".into()),
+            Error::Protected("x".into()),
         ] {
             let back: Error = WireError::from(&e).into();
             assert_eq!(back.code(), e.code());
+            let bytes = codec::encode(&WireError::from(&e)).unwrap();
+            let back: WireError = codec::decode(&bytes).unwrap();
+            assert_eq!(Error::from(back).code(), e.code());
         }
     }
 
@@ -253,7 +273,8 @@ mod tests {
                 &h,
                 &t,
                 SessionId::generate(),
-                Command::Reset,
+                "reset",
+                "{}".into(),
                 Duration::from_secs(5),
             )
             .await;
@@ -267,7 +288,8 @@ mod tests {
                 &NodeId::new("z").unwrap(),
                 &t,
                 SessionId::generate(),
-                Command::Reset,
+                "reset",
+                "{}".into(),
                 Duration::from_millis(100),
             )
             .await;

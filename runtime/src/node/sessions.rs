@@ -1,15 +1,16 @@
-//! Operations on one session. Reads go to the store; every change goes through the
-//! session's actor (activated here if it is not resident), the one writer of its
-//! session.
+//! Creating a session, and what the session operations (`crate::ops`) read: the
+//! session as stored, the archive, the event stream, and the driver a permission
+//! answer goes to.
 
 use futures::Stream;
-use sessiond_actors::{AbortReply, AnswerError, CompactReport, SendReceipt, SessionPatch};
+use sessiond_actors::AnswerError;
+use sessiond_client::model::SendResponse;
+use sessiond_client::ops::SendPrompt;
 use sessiond_store::{
-    ChangeReason, CreateOutcome, IdempotencyRecord, IdempotencyScope, Message, ProjectId, RunId,
+    ChangeReason, CreateOutcome, IdempotencyRecord, IdempotencyScope, Message, ProjectId,
     SessionId, SessionMeta, SessionStatus, TenantId, Usage, now_ms,
 };
 
-use super::command::{Command, Reply, expect_reply};
 use super::{DEFAULT_DRIVER, NewSession, Node};
 use crate::error::{Error, Result};
 use crate::events::{SessionEvent, session_events};
@@ -37,7 +38,7 @@ impl Node {
         project: &ProjectId,
         new: NewSession,
         prompt: Option<String>,
-    ) -> Result<(SessionMeta, Option<SendReceipt>)> {
+    ) -> Result<(SessionMeta, Option<SendResponse>)> {
         check_key(new.idempotency_key.as_deref())?;
         let mut new = new;
         if let Some(parent) = new.parent_id {
@@ -94,6 +95,7 @@ impl Node {
             paused: false,
             queued: Vec::new(),
             queue_tracked: true,
+            protected: new.protected,
             created_at_ms: now,
             updated_at_ms: now,
             last_activity_ms: now,
@@ -114,8 +116,11 @@ impl Node {
             Some(p) => {
                 // The create's key covers its prompt too (in the new session's
                 // own scope): a retried create sends nothing twice.
-                let key = new.idempotency_key;
-                Some(self.send(tenant, id, p, key).await?)
+                let send = SendPrompt {
+                    prompt: p,
+                    idempotency_key: new.idempotency_key,
+                };
+                Some(self.execute(tenant, id, send).await?)
             }
             None => None,
         };
@@ -183,129 +188,6 @@ impl Node {
         self.load(tenant, id).await
     }
 
-    /// Sends a prompt; returns once it is durable. A repeated idempotency key
-    /// returns the first receipt and runs nothing.
-    pub async fn send(
-        &self,
-        tenant: &TenantId,
-        id: SessionId,
-        prompt: String,
-        idempotency_key: Option<String>,
-    ) -> Result<SendReceipt> {
-        check_key(idempotency_key.as_deref())?;
-        let command = Command::Send {
-            prompt,
-            idempotency_key,
-        };
-        expect_reply!(self.dispatch(tenant, id, command).await?, Reply::Receipt(r) => r)
-    }
-
-    /// Ends the active run (within the steer deadline), then sends `prompt` first.
-    pub async fn steer(
-        &self,
-        tenant: &TenantId,
-        id: SessionId,
-        prompt: String,
-        idempotency_key: Option<String>,
-    ) -> Result<SendReceipt> {
-        check_key(idempotency_key.as_deref())?;
-        let command = Command::Steer {
-            prompt,
-            idempotency_key,
-        };
-        expect_reply!(self.dispatch(tenant, id, command).await?, Reply::Receipt(r) => r)
-    }
-
-    /// Aborts the active run (or `run_id` only); returns once it ended.
-    pub async fn abort(
-        &self,
-        tenant: &TenantId,
-        id: SessionId,
-        run_id: Option<RunId>,
-    ) -> Result<AbortReply> {
-        let reply = self.dispatch(tenant, id, Command::Abort { run_id }).await?;
-        expect_reply!(reply, Reply::Abort(a) => a)
-    }
-
-    /// Pauses (`true`) or resumes (`false`).
-    pub async fn set_paused(
-        &self,
-        tenant: &TenantId,
-        id: SessionId,
-        paused: bool,
-    ) -> Result<SessionMeta> {
-        let reply = self
-            .dispatch(tenant, id, Command::SetPaused { paused })
-            .await?;
-        expect_reply!(reply, Reply::Meta(m) => *m)
-    }
-
-    /// Changes settings (a new driver and its options are validated here).
-    pub async fn patch(
-        &self,
-        tenant: &TenantId,
-        id: SessionId,
-        patch: SessionPatch,
-    ) -> Result<SessionMeta> {
-        if patch.driver.is_some() || patch.driver_options.is_some() {
-            let meta = self.load(tenant, id).await?;
-            let driver = patch.driver.as_ref().unwrap_or(&meta.driver);
-            let options = patch
-                .driver_options
-                .as_ref()
-                .unwrap_or(&meta.driver_options);
-            self.drivers()
-                .validate(driver, options)
-                .map_err(Error::InvalidRequest)?;
-        }
-        let reply = self.dispatch(tenant, id, Command::Patch { patch }).await?;
-        expect_reply!(reply, Reply::Meta(m) => *m)
-    }
-
-    /// Starts a fresh transcript (the old one archived).
-    pub async fn reset(&self, tenant: &TenantId, id: SessionId) -> Result<SessionMeta> {
-        let reply = self.dispatch(tenant, id, Command::Reset).await?;
-        expect_reply!(reply, Reply::Meta(m) => *m)
-    }
-
-    /// Archives all but the last `keep_last` messages.
-    pub async fn compact(
-        &self,
-        tenant: &TenantId,
-        id: SessionId,
-        keep_last: u64,
-    ) -> Result<CompactReport> {
-        let reply = self
-            .dispatch(tenant, id, Command::Compact { keep_last })
-            .await?;
-        expect_reply!(reply, Reply::Compact(c) => c)
-    }
-
-    /// Removes the session (cancelling any run); with `archive` its transcript is
-    /// kept in the archive for the archive TTL.
-    pub async fn delete(&self, tenant: &TenantId, id: SessionId, archive: bool) -> Result<()> {
-        let reply = self
-            .dispatch(tenant, id, Command::Delete { archive })
-            .await?;
-        expect_reply!(reply, Reply::Done => ())
-    }
-
-    /// Answers a permission request the session's driver waits on (on the node
-    /// that runs the session).
-    pub async fn answer_permission(
-        &self,
-        tenant: &TenantId,
-        id: SessionId,
-        request_id: &str,
-        answer: serde_json::Value,
-    ) -> Result<()> {
-        let command = Command::AnswerPermission {
-            request_id: request_id.to_string(),
-            answer,
-        };
-        expect_reply!(self.dispatch(tenant, id, command).await?, Reply::Done => ())
-    }
-
     /// Answers a permission request through this node's driver of the session.
     pub(crate) async fn answer_permission_here(
         &self,
@@ -331,26 +213,6 @@ impl Node {
                     meta.driver
                 )),
             })
-    }
-
-    /// A page of the committed transcript.
-    pub async fn history(
-        &self,
-        tenant: &TenantId,
-        id: SessionId,
-        after_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<Message>> {
-        let log = self
-            .backend()
-            .sessions
-            .read_log(tenant, id, after_seq, limit)
-            .await?;
-        if log.is_empty() {
-            // Tell an empty page of a real session from an unknown session.
-            self.load(tenant, id).await?;
-        }
-        Ok(log)
     }
 
     /// A page of the session's archive: the messages compact, reset and

@@ -58,6 +58,7 @@ pub fn new_meta(tenant: &TenantId, project: &str, key: Option<&str>) -> SessionM
         paused: false,
         queued: Vec::new(),
         queue_tracked: true,
+        protected: false,
         created_at_ms: now,
         updated_at_ms: now,
         last_activity_ms: now,

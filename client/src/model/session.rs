@@ -1,9 +1,7 @@
 //! The session object, the create request and the session envelope.
 
+use super::SendResponse;
 use serde::{Deserialize, Serialize};
-use sessiond_store::{LastRun, SessionMeta, Usage};
-
-use super::{SendResponse, rfc3339};
 
 /// `POST /v1/projects/{project}/sessions`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -57,6 +55,10 @@ pub struct CreateSessionRequest {
     /// Messages an automatic compaction keeps (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_compact_keep: Option<u64>,
+    /// Refuse delete and reset (409 `protected`) until a patch sets it false.
+    /// Default: true for the key `main`, false otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected: Option<bool>,
 }
 
 /// Token and cost accounting.
@@ -70,17 +72,6 @@ pub struct UsageView {
     pub context_tokens: u64,
     /// Cost in US dollars.
     pub cost_usd: f64,
-}
-
-impl From<Usage> for UsageView {
-    fn from(u: Usage) -> Self {
-        Self {
-            input_tokens: u.input_tokens,
-            output_tokens: u.output_tokens,
-            context_tokens: u.context_tokens,
-            cost_usd: u.cost_usd,
-        }
-    }
 }
 
 /// A run as the API shows it.
@@ -103,20 +94,6 @@ pub struct RunView {
     pub ended_at: Option<String>,
     /// What this run used.
     pub usage: UsageView,
-}
-
-impl From<&LastRun> for RunView {
-    fn from(r: &LastRun) -> Self {
-        Self {
-            run_id: r.run_id.to_string(),
-            prompt_seq: r.prompt_seq,
-            outcome: r.outcome.map(|o| o.as_str().to_string()),
-            error: r.error.clone(),
-            started_at: rfc3339(r.started_at_ms),
-            ended_at: r.ended_at_ms.map(rfc3339),
-            usage: r.usage.into(),
-        }
-    }
 }
 
 /// A session as the API shows it.
@@ -175,44 +152,15 @@ pub struct SessionView {
     /// Messages up to this seq left the live log for the archive (compact, reset).
     #[serde(default)]
     pub archived_upto: u64,
+    /// Delete and reset are refused (409 `protected`) until a patch clears this.
+    #[serde(default)]
+    pub protected: bool,
     /// Creation time.
     pub created_at: String,
     /// Last change.
     pub updated_at: String,
     /// Last prompt or run activity.
     pub last_activity_at: String,
-}
-
-impl From<&SessionMeta> for SessionView {
-    fn from(m: &SessionMeta) -> Self {
-        Self {
-            id: m.id.to_string(),
-            project: m.project.to_string(),
-            key: m.key.as_ref().map(|k| k.to_string()),
-            label: m.label.clone(),
-            parent_id: m.parent_id.map(|p| p.to_string()),
-            status: m.status.as_str().to_string(),
-            driver: m.driver.clone(),
-            driver_options: m.driver_options.clone(),
-            model: m.model.clone(),
-            system_prompt: m.system_prompt.clone(),
-            last_seq: m.last_seq,
-            usage: m.usage.into(),
-            last_run: m.last_run.as_ref().map(RunView::from),
-            error: m.error.clone(),
-            env: m.config.env.clone(),
-            cwd: m.config.cwd.clone(),
-            thinking: m.config.thinking,
-            max_turns: m.config.max_turns,
-            auto_compact_tokens: m.config.auto_compact_tokens,
-            auto_compact_keep: m.config.auto_compact_keep,
-            paused: m.paused,
-            archived_upto: m.archived_upto,
-            created_at: rfc3339(m.created_at_ms),
-            updated_at: rfc3339(m.updated_at_ms),
-            last_activity_at: rfc3339(m.last_activity_ms),
-        }
-    }
 }
 
 /// `{"session": {...}}`, with the first run when the create carried a prompt.

@@ -1,20 +1,8 @@
-//! Prompts, transcript pages, abort and the session event stream.
+//! Receipts, transcript messages and pages, abort, compaction and the session
+//! event stream.
 
+use super::{RunView, UsageView};
 use serde::{Deserialize, Serialize};
-use sessiond_store::{Message, StatusChange};
-
-use super::{RunView, UsageView, rfc3339};
-
-/// `POST /v1/sessions/{id}/messages`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SendRequest {
-    /// The prompt.
-    pub prompt: String,
-    /// Makes a retried send safe: the first answer is returned again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idempotency_key: Option<String>,
-}
 
 /// The answer to a send: the prompt is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,28 +13,6 @@ pub struct SendResponse {
     pub message_seq: u64,
     /// Whether it waits behind another run.
     pub queued: bool,
-}
-
-impl From<sessiond_actors::SendReceipt> for SendResponse {
-    fn from(r: sessiond_actors::SendReceipt) -> Self {
-        Self {
-            run_id: r.run_id.as_uuid(),
-            message_seq: r.message_seq,
-            queued: r.queued,
-        }
-    }
-}
-
-/// `GET /v1/sessions/{id}/messages` query.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HistoryQuery {
-    /// Only messages with a larger seq (default 0: from the start).
-    #[serde(default)]
-    pub after_seq: Option<u64>,
-    /// Most messages (default 100, at most the server's page limit).
-    #[serde(default)]
-    pub limit: Option<usize>,
 }
 
 /// One transcript message.
@@ -84,40 +50,11 @@ pub struct MessageView {
     pub timestamp: String,
 }
 
-impl From<&Message> for MessageView {
-    fn from(m: &Message) -> Self {
-        let tool = m.tool.clone().unwrap_or_default();
-        Self {
-            seq: m.seq,
-            id: m.id.to_string(),
-            run_id: m.run_id.map(|r| r.to_string()),
-            role: m.role.as_str().to_string(),
-            content: m.content.clone(),
-            tool_call_id: tool.call_id,
-            tool_name: tool.name,
-            tool_input: tool.input,
-            tool_path: tool.path,
-            is_error: tool.is_error,
-            full_result: tool.full_result,
-            timestamp: rfc3339(m.timestamp_ms),
-        }
-    }
-}
-
 /// `{"messages": [...]}` in seq order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryResponse {
     /// The page.
     pub messages: Vec<MessageView>,
-}
-
-/// `POST /v1/sessions/{id}/abort`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AbortRequest {
-    /// Only this run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run_id: Option<uuid::Uuid>,
 }
 
 /// The answer to an abort.
@@ -128,21 +65,6 @@ pub struct AbortResponse {
     /// The aborted run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<uuid::Uuid>,
-}
-
-impl From<sessiond_actors::AbortReply> for AbortResponse {
-    fn from(r: sessiond_actors::AbortReply) -> Self {
-        match r {
-            sessiond_actors::AbortReply::Aborted { run_id } => Self {
-                status: "aborted".into(),
-                run_id: Some(run_id.as_uuid()),
-            },
-            sessiond_actors::AbortReply::NoActiveRun => Self {
-                status: "no-active-run".into(),
-                run_id: None,
-            },
-        }
-    }
 }
 
 /// `GET /v1/sessions/{id}/events` query.
@@ -171,19 +93,6 @@ pub struct StatusView {
     pub updated_at: String,
 }
 
-impl From<&StatusChange> for StatusView {
-    fn from(s: &StatusChange) -> Self {
-        Self {
-            session_id: s.session_id.to_string(),
-            status: s.status.as_str().to_string(),
-            last_seq: s.last_seq,
-            last_run: s.last_run.as_ref().map(RunView::from),
-            usage: s.usage.into(),
-            updated_at: rfc3339(s.updated_at_ms),
-        }
-    }
-}
-
 /// The answer to a permission answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermissionAnswered {
@@ -191,4 +100,29 @@ pub struct PermissionAnswered {
     pub status: String,
     /// The request answered.
     pub request_id: String,
+}
+
+/// The answer to a steer: a send receipt plus the run it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SteerResponse {
+    /// The run the prompt starts.
+    pub run_id: uuid::Uuid,
+    /// Seq of the prompt's user message.
+    pub message_seq: u64,
+    /// Whether it waits (behind a pause; a steer jumps every queued prompt).
+    pub queued: bool,
+    /// The run the steer aborted; `null` when nothing ran. Always present, so a
+    /// client can tell "nothing was interrupted" from an older server.
+    pub interrupted_run_id: Option<uuid::Uuid>,
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactResponse {
+    /// Whether any message moved to the archive.
+    pub compacted: bool,
+    /// Messages left in the live log.
+    pub kept: u64,
+    /// Messages this compaction moved to the archive.
+    pub archived: u64,
 }

@@ -1,11 +1,8 @@
 //! Views over many sessions and over the node: list, children, preview,
 //! retention, project events and node info.
 
-use serde::{Deserialize, Serialize};
-use sessiond_store::{ChangeReason, RetentionPolicy, SessionId};
-
 use super::{MessageView, SessionView};
-use crate::node::{NodeInfo, Preview, PreviewStatus};
+use serde::{Deserialize, Serialize};
 
 /// `GET /v1/projects/{project}/sessions` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -18,18 +15,6 @@ pub struct ListSessionsQuery {
     /// Only sessions with exactly this label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
-    /// Page size (default 20, 1..=100).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<usize>,
-    /// `next_cursor` of the previous page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
-}
-
-/// `GET /v1/sessions/{id}/children` query.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChildrenQuery {
     /// Page size (default 20, 1..=100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
@@ -72,21 +57,6 @@ pub struct PreviewView {
     pub messages: Vec<MessageView>,
 }
 
-impl From<&Preview> for PreviewView {
-    fn from(p: &Preview) -> Self {
-        let status = match p.status {
-            PreviewStatus::Ok => "ok",
-            PreviewStatus::Empty => "empty",
-            PreviewStatus::Missing => "missing",
-        };
-        Self {
-            id: p.id.to_string(),
-            status: status.into(),
-            messages: p.messages.iter().map(MessageView::from).collect(),
-        }
-    }
-}
-
 /// `{"previews": [...]}` in the order asked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PreviewResponse {
@@ -116,15 +86,6 @@ pub struct RetentionView {
     pub max_age_days: u32,
 }
 
-impl From<RetentionPolicy> for RetentionView {
-    fn from(p: RetentionPolicy) -> Self {
-        Self {
-            max_sessions: p.max_sessions,
-            max_age_days: p.max_age_days,
-        }
-    }
-}
-
 /// The data of a project stream's `sessions.changed` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionChangedView {
@@ -134,16 +95,6 @@ pub struct SessionChangedView {
     /// `reset`, `delete`, `compact`, `retention`, `stalled`, `restarted`,
     /// `interrupted`.
     pub reason: String,
-}
-
-impl SessionChangedView {
-    /// The view of one notice.
-    pub fn new(session_id: SessionId, reason: ChangeReason) -> Self {
-        Self {
-            session_id: session_id.to_string(),
-            reason: reason.as_str().to_string(),
-        }
-    }
 }
 
 /// `GET /v1/node`.
@@ -176,27 +127,4 @@ pub struct PeerView {
     pub advertise: Option<String>,
     /// When its heartbeat runs out, RFC 3339.
     pub expires_at: String,
-}
-
-impl From<NodeInfo> for NodeView {
-    fn from(n: NodeInfo) -> Self {
-        Self {
-            node_id: n.node_id,
-            store: n.store.to_string(),
-            resident_sessions: n.resident_sessions,
-            stored_sessions: n.stored_sessions,
-            advertise: n.advertise,
-            owned_count: n.owned.len(),
-            owned_sessions: n.owned.iter().take(1000).map(|id| id.to_string()).collect(),
-            peers: n
-                .peers
-                .into_iter()
-                .map(|p| PeerView {
-                    node_id: p.id.to_string(),
-                    advertise: p.advertise,
-                    expires_at: crate::api::model::rfc3339(p.expires_at_ms),
-                })
-                .collect(),
-        }
-    }
 }

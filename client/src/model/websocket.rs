@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ErrorBody, ErrorDetail, MessageView, StatusView};
+use super::{MessageView, StatusView};
+use crate::error::{ErrorBody, ErrorDetail};
 
 /// A frame the server sends, tagged by `event`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,7 +100,8 @@ mod tests {
             ok: false,
             data: None,
             error: Some(ErrorDetail {
-                code: "invalid_request".into(),
+                code: crate::ErrorCode::InvalidRequest,
+                error_id: None,
                 message: "bad".into(),
             }),
         });

@@ -1,0 +1,15 @@
+//! `reset`: the session's actor ends the active run, then archives the transcript
+//! (refused while the session is protected).
+
+use sessiond_client::model::SessionEnvelope;
+use sessiond_client::ops::Reset;
+
+use super::{Here, Serve};
+use crate::api::views::envelope;
+use crate::error::Result;
+
+impl Serve for Reset {
+    async fn serve(self, here: Here<'_>) -> Result<SessionEnvelope> {
+        Ok(envelope(&here.handle()?.reset().await?))
+    }
+}

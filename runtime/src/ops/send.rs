@@ -1,0 +1,29 @@
+//! `send`: the prompt checked, then appended by the session's actor.
+
+use sessiond_client::model::SendResponse;
+use sessiond_client::ops::SendPrompt;
+
+use super::{Here, Serve, ensure_key};
+use crate::api::validate;
+use crate::api::views::send_response;
+use crate::config::Limits;
+use crate::error::Result;
+
+impl Serve for SendPrompt {
+    fn check(&self, limits: &Limits) -> Result<()> {
+        validate::prompt(limits, &self.prompt)?;
+        validate::idempotency_key(self.idempotency_key.as_deref())
+    }
+
+    fn before_forward(&mut self) {
+        ensure_key(&mut self.idempotency_key);
+    }
+
+    async fn serve(self, here: Here<'_>) -> Result<SendResponse> {
+        let receipt = here
+            .handle()?
+            .send(self.prompt, self.idempotency_key)
+            .await?;
+        Ok(send_response(receipt))
+    }
+}
