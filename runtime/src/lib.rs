@@ -5,7 +5,6 @@
 //!
 //! # Layout
 //! - [`config`]: the typed configuration tree
-//! - [`drivers`]: OpenAI-compatible and ACP drivers
 //! - [`node`]: `Node`, the session operations behind the API, lease renewal
 //! - [`events`]: a session's event stream (replay from the store, then live)
 //! - [`api`]: router, JSON model (shared with the CLI), error conversion, SSE,
@@ -16,7 +15,6 @@
 
 pub mod api;
 pub mod config;
-pub mod drivers;
 pub mod error;
 pub mod events;
 pub mod metrics;
