@@ -17,7 +17,7 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
 fi
 
 # Test agents for the ACP driver are Node.js programs on the official SDK.
-for fixture in runtime/tests/fixtures/*/; do
+for fixture in drivers/tests/fixtures/*/; do
   if [ -f "$fixture/package-lock.json" ]; then
     echo "==> npm ci in $fixture"
     (cd "$fixture" && npm ci --no-audit --no-fund --loglevel=error)

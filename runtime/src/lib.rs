@@ -5,7 +5,6 @@
 //!
 //! # Layout
 //! - [`config`]: the typed configuration tree
-//! - [`drivers`]: OpenAI-compatible and ACP drivers
 //! - [`node`]: `Node`: routing (here, forwarded, or from the store), leases and
 //!   heartbeats, recovery, drain
 //! - [`ops`]: how the node serves each session operation of `sessiond_client::ops`,
@@ -20,7 +19,6 @@
 
 pub mod api;
 pub mod config;
-pub mod drivers;
 pub mod error;
 pub mod events;
 pub mod metrics;

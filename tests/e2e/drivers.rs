@@ -1,11 +1,11 @@
 //! The `openai` and `acp` drivers behind the HTTP API: profiles from `sessiond.toml`,
 //! a fake OpenAI-compatible server (real HTTP and SSE), the Node.js ACP test agent
-//! (`runtime/tests/fixtures/acp-agent`, installed with `npm ci` before the tests).
+//! (`drivers/tests/fixtures/acp-agent`, installed with `npm ci` before the tests).
 
 mod acp;
 mod openai;
 
-#[path = "../../runtime/tests/support/openai_server.rs"]
+#[path = "../../drivers/tests/support/openai_server.rs"]
 #[allow(dead_code)] // Shared with the driver tests, which use all of it.
 mod openai_server;
 
@@ -29,7 +29,7 @@ fn acp_agent() -> String {
         node.is_ok_and(|o| o.status.success()),
         "the acp tests need `node` (Node.js 20+) in PATH"
     );
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtime/tests/fixtures/acp-agent");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("drivers/tests/fixtures/acp-agent");
     assert!(
         dir.join("node_modules/@agentclientprotocol/sdk").is_dir(),
         "the ACP test agent is not installed: run `npm ci` in {}",

@@ -26,8 +26,8 @@ use serde::Deserialize;
 use sessiond_actors::DriverRegistry;
 use sessiond_actors::scripted::ScriptedDriver;
 
-use crate::drivers::acp::{AcpDriver, AcpProfile};
-use crate::drivers::openai::{OpenAiDriver, OpenAiProfile};
+use sessiond_drivers::acp::{AcpDriver, AcpProfile};
+use sessiond_drivers::openai::{OpenAiDriver, OpenAiProfile};
 
 /// One `[drivers.NAME]` table, by its `kind`.
 #[derive(Debug, Clone, Deserialize)]

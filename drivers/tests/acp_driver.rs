@@ -13,7 +13,7 @@ use harness::{
     wait_until, whoami,
 };
 use sessiond_actors::{AgentDriver, DriverEvent, DriverOutcome};
-use sessiond_runtime::drivers::acp::{
+use sessiond_drivers::acp::{
     AcpDriver, AcpProfile, InheritEnv, PermissionAnswer, PermissionPolicy,
 };
 use sessiond_store::{Role, SessionConfig, SessionId};

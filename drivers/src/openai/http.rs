@@ -4,10 +4,11 @@
 //! connect errors and timeouts, on 408/429/5xx, and on a stream that fails before its
 //! first event. Any other 4xx fails at once with the server's message.
 
-use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use eventsource_stream::{EventStream, Eventsource};
 use futures::StreamExt;
@@ -76,20 +77,18 @@ pub(super) struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Backoff before retry number `retry` (0-based): doubling, at most
-    /// [`MAX_BACKOFF`], with "equal jitter" (half fixed, half random) so that sessions
-    /// throttled together do not come back together.
-    fn backoff(&self, retry: u32) -> Duration {
-        let full = self
-            .base
-            .saturating_mul(2u32.saturating_pow(retry))
-            .min(MAX_BACKOFF);
-        let half = full.as_millis() as u64 / 2;
-        // A random number without a rand dependency: std's per-instance hasher keys.
-        let random = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        Duration::from_millis(half + random % (half + 1))
+    /// The backoff between attempts: doubling from `base`, at most [`MAX_BACKOFF`],
+    /// with "equal jitter" (half fixed, half random) so that sessions throttled
+    /// together do not come back together. backon's jitter adds up to the delay once
+    /// more (`d..2d`), so the schedule runs on half delays: `base/2 .. base`, then
+    /// `base .. 2*base`, ..., capped at `MAX_BACKOFF/2 .. MAX_BACKOFF`.
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::new()
+            .with_min_delay(self.base / 2)
+            .with_max_delay(MAX_BACKOFF / 2)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(self.max_retries as usize)
     }
 }
 
@@ -111,8 +110,40 @@ enum AttemptError {
     Fatal(String),
 }
 
+impl AttemptError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Retry(..))
+    }
+
+    /// The server's `Retry-After`, which wins over the backoff.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Retry(_, after) => *after,
+            Self::Fatal(_) => None,
+        }
+    }
+
+    fn why(&self) -> &str {
+        match self {
+            Self::Retry(why, _) | Self::Fatal(why) => why,
+        }
+    }
+
+    /// The same error with the API key masked in its text.
+    fn redacted(self, key: Option<&ApiKey>) -> Self {
+        let Some(key) = key else { return self };
+        match self {
+            Self::Retry(why, after) => Self::Retry(key.redact(why), after),
+            Self::Fatal(why) => Self::Fatal(key.redact(why)),
+        }
+    }
+}
+
 /// POSTs `body` to `endpoint` until the server starts streaming, retrying per
-/// `policy`. Cancellation drops the request in flight at once.
+/// `policy` (through backon: [`RetryPolicy::backoff`], or the server's `Retry-After`
+/// while retries are left). Cancellation drops the request or the wait in flight at
+/// once; the session hears `Activity` before each wait, so the run does not look
+/// stalled.
 pub(super) async fn open(
     client: &reqwest::Client,
     endpoint: &reqwest::Url,
@@ -123,57 +154,72 @@ pub(super) async fn open(
     cancel: &CancellationToken,
 ) -> Opened {
     let body = Bytes::from(body.to_string());
-    let mut retry = 0;
-    loop {
-        let attempt = attempt(client, endpoint, body.clone(), key, policy);
-        let error = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return Opened::Cancelled,
-            r = attempt => match r {
-                Ok(sse) => return Opened::Stream(Box::new(sse)),
-                Err(e) => e,
-            },
-        };
-        let redact = |s: String| match key {
-            Some(k) => k.redact(s),
-            None => s,
-        };
-        let (why, retry_after) = match error {
-            AttemptError::Fatal(why) => return Opened::Failed(redact(why)),
-            AttemptError::Retry(why, after) => (redact(why), after),
-        };
-        if retry >= policy.max_retries {
-            let attempts = retry + 1;
-            return Opened::Failed(match attempts {
-                1 => why,
-                n => format!("{why} (gave up after {n} attempts)"),
-            });
+    let attempts = AtomicU32::new(0);
+    let send = || {
+        attempts.fetch_add(1, Ordering::Relaxed);
+        attempt(client, endpoint, body.clone(), key, policy)
+    };
+    // Fired by the sleeper when the session stopped listening: the run is over.
+    let closed = CancellationToken::new();
+    let sleeper = {
+        let (events, closed) = (events.clone(), closed.clone());
+        move |delay: Duration| {
+            let (events, closed) = (events.clone(), closed.clone());
+            async move {
+                if events.send(DriverEvent::Activity).await.is_err() {
+                    closed.cancel();
+                    // No next attempt: the select below ends the run first.
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(delay).await;
+            }
         }
-        let delay = retry_after.unwrap_or_else(|| policy.backoff(retry));
-        tracing::warn!(
-            attempt = retry + 1,
-            delay_ms = delay.as_millis() as u64,
-            error = %why,
-            "openai request failed, retrying"
-        );
-        // Tell the session the run is alive while it waits.
-        let alive = events.send(DriverEvent::Activity);
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => return Opened::Cancelled,
-            r = alive => if r.is_err() { return Opened::Cancelled },
-        }
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => return Opened::Cancelled,
-            () = tokio::time::sleep(delay) => {}
-        }
-        retry += 1;
+    };
+    let retried = send
+        .retry(policy.backoff())
+        .sleep(sleeper)
+        .when(AttemptError::is_retryable)
+        // A backoff of `None` means no retry is left; `Retry-After` does not add one.
+        .adjust(|error: &AttemptError, delay| delay.map(|d| error.retry_after().unwrap_or(d)))
+        .notify(|error: &AttemptError, delay: Duration| {
+            tracing::warn!(
+                attempt = attempts.load(Ordering::Relaxed),
+                delay_ms = delay.as_millis() as u64,
+                error = %error.why(),
+                "openai request failed, retrying"
+            );
+        });
+    let result = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return Opened::Cancelled,
+        () = closed.cancelled() => return Opened::Cancelled,
+        r = retried => r,
+    };
+    match result {
+        Ok(sse) => Opened::Stream(Box::new(sse)),
+        Err(AttemptError::Fatal(why)) => Opened::Failed(why),
+        Err(AttemptError::Retry(why, _)) => Opened::Failed(match attempts.into_inner() {
+            0 | 1 => why,
+            n => format!("{why} (gave up after {n} attempts)"),
+        }),
     }
 }
 
-/// One request, up to the first event of its stream.
+/// One request, up to the first event of its stream; the error never holds the key.
 async fn attempt(
+    client: &reqwest::Client,
+    endpoint: &reqwest::Url,
+    body: Bytes,
+    key: Option<&ApiKey>,
+    policy: &RetryPolicy,
+) -> Result<Sse, AttemptError> {
+    send_once(client, endpoint, body, key, policy)
+        .await
+        .map_err(|e| e.redacted(key))
+}
+
+/// One request, up to the first event of its stream.
+async fn send_once(
     client: &reqwest::Client,
     endpoint: &reqwest::Url,
     body: Bytes,
@@ -293,6 +339,8 @@ pub(super) fn chain(e: reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use backon::BackoffBuilder;
+
     use super::*;
 
     #[test]
@@ -315,12 +363,18 @@ mod tests {
             base: Duration::from_millis(100),
             first_data_timeout: Duration::from_secs(1),
         };
-        for retry in 0..3 {
+        let delays: Vec<Duration> = p.backoff().build().collect();
+        assert_eq!(delays.len(), 3, "one delay per retry");
+        for (retry, d) in (0..3).zip(&delays) {
             let full = 100 * 2u64.pow(retry);
-            let d = p.backoff(retry).as_millis() as u64;
+            let d = d.as_millis() as u64;
             assert!((full / 2..=full).contains(&d), "retry {retry}: {d}");
         }
-        assert!(p.backoff(40) <= MAX_BACKOFF);
+        let many = RetryPolicy {
+            max_retries: 41,
+            ..p
+        };
+        assert!(many.backoff().build().all(|d| d <= MAX_BACKOFF));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessiond_actors::{AgentDriver, DriverEvent, DriverEvents, DriverOutcome, RunRequest};
-use sessiond_runtime::drivers::acp::{AcpDriver, AcpProfile};
+use sessiond_drivers::acp::{AcpDriver, AcpProfile};
 use sessiond_store::{Role, RunId, SessionConfig, SessionId, ToolInfo};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};

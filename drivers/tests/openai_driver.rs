@@ -8,7 +8,7 @@ use std::time::Duration;
 use openai_server::{FakeServer, Reply, StreamEnd, content, finish, reasoning, usage};
 use serde_json::json;
 use sessiond_actors::{AgentDriver, DriverEvent, DriverEvents, DriverOutcome, RunRequest};
-use sessiond_runtime::drivers::openai::{ModelPrice, OpenAiDriver, OpenAiProfile};
+use sessiond_drivers::openai::{ModelPrice, OpenAiDriver, OpenAiProfile};
 use sessiond_store::{Message, Role, RunId, SessionId, Usage};
 use tokio::sync::mpsc;
 use tokio::time::timeout;

@@ -1,6 +1,6 @@
 //! One agent process: spawning it in its own process group, its ACP connection, the
 //! handshake (`initialize`, then `session/load` or `session/new`), draining its
-//! stderr, and killing its process group.
+//! stderr, and killing its process group (`killpg`, a syscall through `nix`).
 //!
 //! Three tasks serve a process: the connection (the SDK's dispatch loop), a
 //! supervisor that reaps the process and kills its group when told to, and a stderr
@@ -20,6 +20,9 @@ use agent_client_protocol::v1::schema::{
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, ByteStreams, Client};
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use sessiond_store::SessionId;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStderr, Command};
@@ -348,7 +351,9 @@ impl Supervisor {
         };
         // Whatever it started may still run; when it still runs itself, kill before
         // reaping, so that the group id cannot have been reused.
-        kill_group(pid).await;
+        if let Err(e) = kill_group(pid) {
+            warn!(session_id = %self.session_id, pgid = pid, error = %e, "cannot kill the agent's process group");
+        }
         let status = match exited {
             Some(status) => status,
             None => child.wait().await,
@@ -381,33 +386,32 @@ async fn drain_stderr(stderr: ChildStderr, session_id: SessionId, stop: Cancella
     let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
-/// `kill -KILL -- -<pgid>`: the `kill` program, as the workspace forbids unsafe code
-/// and has no signal crate.
-async fn kill_group(pgid: u32) {
-    let status = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pgid}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
-    if let Err(e) = status {
-        warn!(pgid, error = %e, "cannot run kill for the agent's process group");
+/// Sends `SIGKILL` to the process group `pgid`: one `killpg` syscall, which neither
+/// blocks nor spawns anything, so it is also fit for a `Drop`. A group that is gone
+/// already (`ESRCH`) is no error.
+fn kill_group(pgid: u32) -> nix::Result<()> {
+    let pgid = i32::try_from(pgid).map_err(|_| Errno::EINVAL)?;
+    // 0 and 1 would signal our own group or every process we may signal.
+    if pgid <= 1 {
+        return Err(Errno::EINVAL);
+    }
+    match killpg(Pid::from_raw(pgid), Signal::SIGKILL) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
-/// Kills the process group synchronously when dropped: the last resort when the
-/// supervisor task is dropped with the runtime.
+/// Kills the process group when dropped: the last resort when the supervisor task is
+/// dropped with the runtime. Only a signal: the child itself is reaped by tokio
+/// (`kill_on_drop` hands it to tokio's orphan reaper), nothing waits here.
 struct GroupKillGuard(Option<u32>);
 
 impl Drop for GroupKillGuard {
     fn drop(&mut self) {
-        let Some(pgid) = self.0 else { return };
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pgid}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        if let Some(pgid) = self.0 {
+            // Nobody to tell (and no logging from a drop): a failure only means the
+            // group is out of reach, which the supervisor would have hit as well.
+            let _ = kill_group(pgid);
+        }
     }
 }

@@ -44,8 +44,8 @@
 //!   reports `Activity` every 5 s while it waits, and a cancelled or ended run
 //!   answers `cancelled`.
 //!
-//! Process groups are killed with the `kill` program (`kill -KILL -- -<pgid>`): the
-//! workspace forbids unsafe code and has no signal crate.
+//! Process groups are killed with `killpg(pgid, SIGKILL)` through `nix` (the workspace
+//! forbids unsafe code of its own): a syscall, so no drop ever spawns or waits.
 //!
 //! # Layout
 //! - `process`: spawning, the connection, the handshake, killing the group
