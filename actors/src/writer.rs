@@ -12,7 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sessiond_store::{CommitOutcome, SessionStore, SessionWrite};
+use backon::{ExponentialBuilder, Retryable};
+use sessiond_store::{CommitOutcome, Result as StoreResult, SessionStore, SessionWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -220,39 +221,53 @@ async fn run(
     }
 }
 
+/// Pauses between attempts of a failing commit: 20 ms doubling to 2 s, for as long
+/// as the persist deadline allows.
+const COMMIT_BACKOFF: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(20))
+    .with_max_delay(Duration::from_secs(2))
+    .without_max_times();
+
 async fn commit_with_retry(
     store: &dyn SessionStore,
     writes: &[SessionWrite],
     deadline: Duration,
 ) -> Vec<Result<u64, WriteError>> {
-    let give_up = tokio::time::Instant::now() + deadline;
-    let mut backoff = Duration::from_millis(20);
-    loop {
-        match store.commit(writes).await {
-            Ok(outcomes) => {
-                return outcomes
-                    .into_iter()
-                    .map(|o| match o {
-                        CommitOutcome::Committed { last_seq } => Ok(last_seq),
-                        CommitOutcome::Fenced => Err(WriteError::Fenced),
-                        CommitOutcome::Missing => Err(WriteError::Missing),
-                        CommitOutcome::Gap { last_seq } => Err(WriteError::Gap(last_seq)),
-                    })
-                    .collect();
-            }
-            Err(e) if tokio::time::Instant::now() + backoff < give_up => {
-                tracing::warn!(error = %e, writes = writes.len(), "commit failed, retrying");
-                metrics::counter!("sessiond_writer_commit_retries_total").increment(1);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, writes = writes.len(), "persistence failed");
-                let err = WriteError::Unavailable(e.to_string());
-                return writes.iter().map(|_| Err(err.clone())).collect();
-            }
+    match retry_until(|| store.commit(writes), deadline, writes.len()).await {
+        Ok(outcomes) => outcomes
+            .into_iter()
+            .map(|o| match o {
+                CommitOutcome::Committed { last_seq } => Ok(last_seq),
+                CommitOutcome::Fenced => Err(WriteError::Fenced),
+                CommitOutcome::Missing => Err(WriteError::Missing),
+                CommitOutcome::Gap { last_seq } => Err(WriteError::Gap(last_seq)),
+            })
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, writes = writes.len(), "persistence failed");
+            let err = WriteError::Unavailable(e.to_string());
+            writes.iter().map(|_| Err(err.clone())).collect()
         }
     }
+}
+
+/// Runs `commit` until it answers, pausing [`COMMIT_BACKOFF`] between attempts; the
+/// error of the last attempt once the next pause would end past `deadline`.
+async fn retry_until<T, F, Fut>(commit: F, deadline: Duration, writes: usize) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let give_up = tokio::time::Instant::now() + deadline;
+    commit
+        .retry(COMMIT_BACKOFF)
+        .sleep(tokio::time::sleep)
+        .adjust(move |_, pause| pause.filter(|p| tokio::time::Instant::now() + *p < give_up))
+        .notify(|e, _| {
+            tracing::warn!(error = %e, writes, "commit failed, retrying");
+            metrics::counter!("sessiond_writer_commit_retries_total").increment(1);
+        })
+        .await
 }
 
 #[cfg(test)]
@@ -314,5 +329,50 @@ mod tests {
         task.await.unwrap();
         let log = b.sessions.read_log(&t, meta.id, 0, 100).await.unwrap();
         assert_eq!(log.len(), 50, "seq 51 was refused");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_commit_is_retried_with_backoff_until_the_deadline() {
+        let attempts = std::sync::atomic::AtomicUsize::new(0);
+        let started = tokio::time::Instant::now();
+        let failed: StoreResult<()> = retry_until(
+            || async {
+                attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(sessiond_store::StoreError::Unavailable("down".into()))
+            },
+            Duration::from_secs(5),
+            1,
+        )
+        .await;
+        assert!(failed.is_err());
+        // Pauses of 20, 40, 80, 160, 320, 640, 1280 and 2000 ms end at 4.54 s; the
+        // next 2 s one would end past the deadline, so the ninth attempt is the last.
+        assert_eq!(attempts.into_inner(), 9);
+        let waited = started.elapsed().as_millis();
+        assert!((4530..=4550).contains(&waited), "{waited} ms");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_commit_that_recovers_answers() {
+        let attempts = std::sync::atomic::AtomicUsize::new(0);
+        let started = tokio::time::Instant::now();
+        let answer = retry_until(
+            || async {
+                match attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+                    0..=2 => Err(sessiond_store::StoreError::Unavailable("down".into())),
+                    _ => Ok(7),
+                }
+            },
+            Duration::from_secs(5),
+            1,
+        )
+        .await;
+        assert_eq!(answer.unwrap(), 7);
+        assert_eq!(attempts.into_inner(), 4);
+        let waited = started.elapsed().as_millis();
+        assert!(
+            (139..=141).contains(&waited),
+            "20 + 40 + 80 ms, not {waited}"
+        );
     }
 }

@@ -2,19 +2,22 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use sessiond_runtime::config::Config;
 use sessiond_runtime::config::drivers::registry;
 use sessiond_runtime::config::file::FileConfig;
-use sessiond_runtime::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN, StoreConfig};
+use sessiond_runtime::config::layers::{self, Overrides};
 use sessiond_runtime::node::Node;
-use sessiond_store::NodeId;
 
+/// The flags of `sessiond serve`. Each names a key of the configuration tree (see
+/// `sessiond_runtime::config::layers`): a flag beats the variables and the file.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Configuration file (default: ./sessiond.toml when it exists). Flags override it.
+    /// Configuration file (default: ./sessiond.toml when it exists). Flags override
+    /// it, and so do SESSIOND_SECTION__KEY variables (SESSIOND_SESSION__LEASE_TTL_MS).
     #[arg(long, env = "SESSIOND_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:7411]; port 0 picks a free one (the
@@ -22,7 +25,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SESSIOND_LISTEN")]
     listen: Option<SocketAddr>,
     /// Directory of the embedded SQLite store [default: ./sessiond-data]; used unless
-    /// a Redis URL is given.
+    /// a Redis URL is given (a --data-dir means SQLite even when the file names Redis).
     #[arg(long, env = "SESSIOND_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Use Redis at this URL instead of the embedded store
@@ -41,8 +44,27 @@ pub(crate) struct ServeArgs {
     advertise: Option<String>,
 }
 
-/// The default configuration file, read when present and no `--config` is given.
-const DEFAULT_CONFIG_FILE: &str = "sessiond.toml";
+impl ServeArgs {
+    /// The flags as the top layer of the configuration.
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            redis: self.redis.clone(),
+            memory: self.memory,
+            node_id: self.node_id.clone(),
+            advertise: self.advertise.clone(),
+        }
+    }
+
+    /// The configuration tree from defaults, file, environment and these flags, and
+    /// the node's configuration checked from it.
+    fn configure(&self) -> anyhow::Result<(FileConfig, Config)> {
+        let tree = layers::load(self.config.as_deref(), &self.overrides())?;
+        let config = tree.to_config()?;
+        Ok((tree, config))
+    }
+}
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -52,56 +74,15 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let file = match &args.config {
-        Some(path) => FileConfig::load(path).map_err(anyhow::Error::msg)?,
-        None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
-            FileConfig::load(Path::new(DEFAULT_CONFIG_FILE)).map_err(anyhow::Error::msg)?
-        }
-        None => FileConfig::default(),
-    };
-    let drivers = registry(&file.drivers).map_err(anyhow::Error::msg)?;
-    // A flag beats the file: an explicit --data-dir means SQLite even when the file
-    // names a Redis server.
-    let store = if args.memory {
-        StoreConfig::Memory
-    } else if let Some(url) = args.redis {
-        StoreConfig::Redis { url }
-    } else if let Some(data_dir) = args.data_dir {
-        StoreConfig::Sqlite { data_dir }
-    } else if let Some(url) = file.redis.clone() {
-        StoreConfig::Redis { url }
-    } else {
-        StoreConfig::Sqlite {
-            data_dir: file
-                .data_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-        }
-    };
-    let node_id = args
-        .node_id
-        .or(file.node_id.clone())
-        .map(NodeId::new)
-        .transpose()?;
-    let mut config = Config {
-        listen: match args.listen.or(file.listen) {
-            Some(a) => a,
-            None => DEFAULT_LISTEN.parse()?,
-        },
-        store,
-        node_id,
-        ..Config::default()
-    };
-    file.apply_timing(&mut config).map_err(anyhow::Error::msg)?;
+    let (tree, mut config) = args.configure()?;
+    let drivers = registry(&tree.drivers).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    config.advertise = Some(
-        args.advertise
-            .or(file.advertise.clone())
-            .unwrap_or_else(|| format!("http://{addr}")),
-    );
+    if config.advertise.is_none() {
+        config.advertise = Some(format!("http://{addr}"));
+    }
     let node = Node::start(config, drivers)
         .await
         .context("cannot open the store")?;
@@ -137,4 +118,91 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+// Jail's closures return figment's `Result`, whose error type is large; only tests
+// make one.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use clap::Parser;
+    use figment::Jail;
+    use sessiond_runtime::config::StoreConfig;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    /// The configuration `sessiond serve ARGS` runs with, in the jail's directory
+    /// and environment.
+    fn configure(args: &[&str]) -> figment::error::Result<Config> {
+        let argv = std::iter::once("serve").chain(args.iter().copied());
+        let serve = Serve::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let (_, config) = serve.args.configure().map_err(|e| format!("{e:#}"))?;
+        Ok(config)
+    }
+
+    #[test]
+    fn flags_beat_their_variables_which_beat_the_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "sessiond.toml",
+                "listen = \"127.0.0.1:9000\"\nredis = \"redis://file:6379\"\n\
+                 [session]\nlease_ttl_ms = 2000\n",
+            )?;
+            let c = configure(&[])?;
+            assert_eq!(c.listen.port(), 9000);
+            assert_eq!(
+                c.store,
+                StoreConfig::Redis {
+                    url: "redis://file:6379".into()
+                }
+            );
+            assert_eq!(c.session.lease_ttl.as_millis(), 2000);
+
+            jail.set_env("SESSIOND_LISTEN", "127.0.0.1:9100");
+            jail.set_env("SESSIOND_DATA_DIR", "/env/dir");
+            jail.set_env("SESSIOND_SESSION__LEASE_TTL_MS", 3000);
+            let c = configure(&[])?;
+            assert_eq!(c.listen.port(), 9100);
+            assert_eq!(
+                c.store,
+                StoreConfig::Sqlite {
+                    data_dir: "/env/dir".into()
+                },
+                "a data dir given outside the file means SQLite"
+            );
+            assert_eq!(c.session.lease_ttl.as_millis(), 3000);
+
+            let c = configure(&["--listen", "127.0.0.1:9200", "--memory"])?;
+            assert_eq!(c.listen.port(), 9200);
+            assert_eq!(c.store, StoreConfig::Memory);
+            assert_eq!(c.session.lease_ttl.as_millis(), 3000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_file_stops_the_start_naming_the_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[session]\nlease_ttl_ms = 10\n")?;
+            let err = configure(&["--config", "bad.toml"])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("session.lease_ttl_ms must be between 1000 and 600000"),
+                "{err}"
+            );
+            jail.create_file("typo.toml", "[node]\ndrain_timeout = 10\n")?;
+            let err = configure(&["--config", "typo.toml"])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("drain_timeout"), "{err}");
+            Ok(())
+        });
+    }
 }

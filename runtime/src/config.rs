@@ -1,13 +1,19 @@
 //! The node's configuration: one typed tree with defaults that are safe to run.
 //!
 //! # Layout
-//! - this file: `Config`, the tree a node runs with, and its defaults
-//! - [`file`]: `sessiond.toml`, read by `sessiond serve --config`
+//! - this file: `Config`, the tree a node runs with, its defaults, and
+//!   [`ConfigError`]
+//! - [`file`]: [`file::FileConfig`], the same tree in the shape a user writes it in
+//!   `sessiond.toml` (milliseconds, ranges, field docs that are the user docs), and
+//!   its conversion into `Config`
+//! - [`layers`]: where its values come from, each over the one before: defaults,
+//!   `sessiond.toml`, `SESSIOND_SECTION__KEY` variables, command-line flags (figment)
 //! - [`drivers`]: driver profiles (`[drivers.NAME] kind = ...`) and the registry
 //!   built from them
 
 pub mod drivers;
 pub mod file;
+pub mod layers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -94,6 +100,50 @@ pub struct Config {
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7411";
 /// The default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./sessiond-data";
+/// The configuration file read when present and no other is named.
+pub const DEFAULT_CONFIG_FILE: &str = "sessiond.toml";
+
+/// Why a configuration was refused; each message names the key (and, for a value
+/// read from a file or a variable, where it came from).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `--config` cannot be read.
+    #[error("cannot read {}: {error}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why (in the message, not a source: it would be printed twice).
+        error: std::io::Error,
+    },
+    /// A file that cannot be read or parsed, an unknown key, a value of the wrong
+    /// type.
+    #[error(transparent)]
+    Layers(#[from] Box<figment::Error>),
+    /// A value outside its range.
+    #[error("{key} must be between {min} and {max}")]
+    OutOfRange {
+        /// The key, `section.name`.
+        key: &'static str,
+        /// The smallest value allowed.
+        min: String,
+        /// The largest value allowed.
+        max: String,
+    },
+    /// A value that breaks another rule.
+    #[error("{key} {rule}")]
+    Invalid {
+        /// The key, `section.name`.
+        key: &'static str,
+        /// What the value must be.
+        rule: String,
+    },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        Self::Layers(Box::new(e))
+    }
+}
 
 impl Default for Config {
     fn default() -> Self {

@@ -1,10 +1,17 @@
-//! `sessiond.toml`: the configuration file. Command-line flags override it.
+//! `sessiond.toml`: the configuration tree in the shape a user writes it. Every key
+//! has a default (the node's, [`Config::default`]); [`layers`](super::layers) reads
+//! the tree from the file, `SESSIOND_SECTION__KEY` variables and flags, and
+//! [`FileConfig::to_config`] checks it and turns it into the [`Config`] a node runs
+//! with. Unknown keys are refused, naming the key; so are values out of range,
+//! naming the key and the range.
 //!
 //! ```toml
 //! listen = "127.0.0.1:7411"
-//! data_dir = "./sessiond-data"      # embedded SQLite, unless `redis` is set
+//! data_dir = "./sessiond-data"      # embedded SQLite, unless `redis` or `memory` is set
 //! # redis = "redis://127.0.0.1:6379"
+//! # memory = false
 //! # node_id = "node-a"
+//! # advertise = "http://host:7411"
 //!
 //! [session]                          # milliseconds
 //! lease_ttl_ms = 10000
@@ -16,6 +23,10 @@
 //! # stall_abort_after_ms = 1800000   # abort a run this quiet (off by default)
 //! archive_ttl_days = 30              # compacted, reset and archived-on-delete messages
 //! max_queued = 1000                  # prompts waiting behind a run, per session
+//!
+//! [node]
+//! drain_timeout_ms = 10000
+//! recovery_interval_ms = 2000
 //!
 //! [retention]                        # default for projects that set none
 //! max_sessions = 5
@@ -33,313 +44,308 @@
 //! kind = "openai"
 //! base_url = "http://127.0.0.1:11434/v1"
 //! ```
+//!
+//! # Layout
+//! - this file: the top-level keys and the small sections (`[node]`, `[retention]`,
+//!   `[limits]`, `[writer]`)
+//! - [`session`]: `[session]`, the timing of session actors
+
+mod session;
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
+use sessiond_actors::WriterConfig;
+use sessiond_store::{NodeId, RetentionPolicy};
+
+pub use session::SessionSection;
 
 use super::drivers::DriverProfile;
+use super::{Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_LISTEN, Limits, StoreConfig};
 
-/// The file's contents; every field optional.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The whole tree; a key left out keeps its default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FileConfig {
-    /// HTTP listen address.
-    #[serde(default)]
-    pub listen: Option<SocketAddr>,
-    /// Directory of the embedded SQLite store.
-    #[serde(default)]
-    pub data_dir: Option<PathBuf>,
-    /// Redis URL; when set, Redis is the store.
-    #[serde(default)]
+    /// HTTP listen address (`--listen`; default `127.0.0.1:7411`); port 0 picks a
+    /// free one.
+    pub listen: SocketAddr,
+    /// Directory of the embedded SQLite store (`--data-dir`; default
+    /// `./sessiond-data`), the store unless `redis` or `memory` is set.
+    pub data_dir: PathBuf,
+    /// Redis URL (`--redis`): Redis instead of SQLite
+    /// (`redis+cluster://h1:p1,h2:p2` for a Redis Cluster).
     pub redis: Option<String>,
-    /// This node's id.
-    #[serde(default)]
+    /// Keep everything in memory, lost at exit (`--memory`; demos and tests).
+    pub memory: bool,
+    /// This node's id (`--node-id`): 1 to 64 of `A-Z a-z 0-9 . _ -`, unique among
+    /// running nodes; generated when omitted (and kept in the data dir for SQLite).
     pub node_id: Option<String>,
-    /// Where peers and clients reach this node (`--advertise`).
-    #[serde(default)]
+    /// Where clients and operators reach this node (`--advertise`; host:port or a
+    /// URL), shown in `GET /v1/node` and the node registry; default: the bound
+    /// listen address as `http://ADDR`.
     pub advertise: Option<String>,
-    /// `[node]`.
-    #[serde(default)]
+    /// `[session]`: timing of session actors.
+    pub session: SessionSection,
+    /// `[node]`: many-node behaviour.
     pub node: NodeSection,
-    /// Driver profiles by name.
-    #[serde(default)]
-    pub drivers: BTreeMap<String, DriverProfile>,
-    /// Session timing.
-    #[serde(default)]
-    pub session: SessionTiming,
-    /// The group-commit writer.
-    #[serde(default)]
-    pub writer: WriterTiming,
-    /// `[retention]`.
-    #[serde(default)]
+    /// `[retention]`: the default policy and the sweep.
     pub retention: RetentionSection,
-    /// `[limits]`.
-    #[serde(default)]
+    /// `[limits]`: input bounds.
     pub limits: LimitsSection,
+    /// `[writer]`: the group-commit writer.
+    pub writer: WriterSection,
+    /// `[drivers.NAME]`: driver profiles by name (see `drivers.md`).
+    pub drivers: BTreeMap<String, DriverProfile>,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            redis: None,
+            memory: false,
+            node_id: None,
+            advertise: None,
+            session: SessionSection::default(),
+            node: NodeSection::default(),
+            retention: RetentionSection::default(),
+            limits: LimitsSection::default(),
+            writer: WriterSection::default(),
+            drivers: BTreeMap::new(),
+        }
+    }
+}
+
+impl FileConfig {
+    /// Checks every value and builds the configuration a node runs with (driver
+    /// profiles stay here: [`registry`](super::drivers::registry) builds them).
+    pub fn to_config(&self) -> Result<Config, ConfigError> {
+        let store = if self.memory {
+            StoreConfig::Memory
+        } else if let Some(url) = &self.redis {
+            StoreConfig::Redis { url: url.clone() }
+        } else {
+            StoreConfig::Sqlite {
+                data_dir: self.data_dir.clone(),
+            }
+        };
+        let node_id = self
+            .node_id
+            .clone()
+            .map(NodeId::new)
+            .transpose()
+            .map_err(|e| ConfigError::Invalid {
+                key: "node_id",
+                rule: format!("is not valid: {e}"),
+            })?;
+        let mut session = self.session.to_settings()?;
+        session.default_retention = self.retention.policy()?;
+        Ok(Config {
+            listen: self.listen,
+            store,
+            node_id,
+            limits: self.limits.to_limits()?,
+            session,
+            writer: self.writer.to_writer()?,
+            retention_sweep: millis(
+                "retention.sweep_interval_ms",
+                self.retention.sweep_interval_ms,
+                100..=30 * DAY_MS,
+            )?,
+            advertise: self.advertise.clone(),
+            drain_timeout: millis(
+                "node.drain_timeout_ms",
+                self.node.drain_timeout_ms,
+                0..=3_600_000,
+            )?,
+            recovery_interval: millis(
+                "node.recovery_interval_ms",
+                self.node.recovery_interval_ms,
+                50..=600_000,
+            )?,
+            ..Config::default()
+        })
+    }
+}
+
+/// `[node]`: many-node behaviour (operations.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSection {
+    /// On SIGTERM, how long runs may go on before the node stops them (0..=3600000,
+    /// default 10000).
+    pub drain_timeout_ms: u64,
+    /// How often the node looks for dead nodes whose sessions it should take over
+    /// (50..=600000, default 2000).
+    pub recovery_interval_ms: u64,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        let node = Config::default();
+        Self {
+            drain_timeout_ms: as_millis(node.drain_timeout),
+            recovery_interval_ms: as_millis(node.recovery_interval),
+        }
+    }
+}
+
+/// `[retention]`: the policy of projects that set none, and the sweep.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Finished sessions kept per project, newest first (1..=50, default 5).
+    pub max_sessions: u32,
+    /// Days a finished session is kept (1..=365, default 30).
+    pub max_age_days: u32,
+    /// How often every project is swept, besides after each finished run of the
+    /// project (100..=2592000000, default 600000).
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        let policy = RetentionPolicy::default();
+        Self {
+            max_sessions: policy.max_sessions,
+            max_age_days: policy.max_age_days,
+            sweep_interval_ms: as_millis(Config::default().retention_sweep),
+        }
+    }
+}
+
+impl RetentionSection {
+    fn policy(&self) -> Result<RetentionPolicy, ConfigError> {
+        Ok(RetentionPolicy {
+            max_sessions: within(
+                "retention.max_sessions",
+                self.max_sessions,
+                RetentionPolicy::MAX_SESSIONS,
+            )?,
+            max_age_days: within(
+                "retention.max_age_days",
+                self.max_age_days,
+                RetentionPolicy::MAX_AGE_DAYS,
+            )?,
+        })
+    }
 }
 
 /// `[limits]`: input bounds.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LimitsSection {
-    /// Largest prompt in bytes.
-    #[serde(default)]
-    pub max_prompt_bytes: Option<usize>,
-    /// Largest request body in bytes (keep it above the prompt limit).
-    #[serde(default)]
+    /// Largest prompt in bytes; a larger one answers 413 `payload_too_large`
+    /// (1..=67108864, default 1048576).
+    pub max_prompt_bytes: usize,
+    /// Largest request body in bytes, at least `max_prompt_bytes` and at most
+    /// 134217728; default 2097152, or `max_prompt_bytes` + 65536 when that is more
+    /// (a body holds the prompt and the JSON around it).
     pub max_body_bytes: Option<usize>,
 }
 
-/// `[node]`: many-node behaviour.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeSection {
-    /// On SIGTERM, how long runs may finish before the node stops them.
-    #[serde(default)]
-    pub drain_timeout_ms: Option<u64>,
-    /// How often dead nodes' sessions are looked for.
-    #[serde(default)]
-    pub recovery_interval_ms: Option<u64>,
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_prompt_bytes: Limits::default().max_prompt_bytes,
+            max_body_bytes: None,
+        }
+    }
 }
 
-/// `[retention]`: the default policy and the sweep.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionSection {
-    /// Finished sessions kept per project (1..=50).
-    #[serde(default)]
-    pub max_sessions: Option<u32>,
-    /// Days a finished session is kept (1..=365).
-    #[serde(default)]
-    pub max_age_days: Option<u32>,
-    /// How often every project is swept.
-    #[serde(default)]
-    pub sweep_interval_ms: Option<u64>,
-}
-
-/// `[session]`: timing of session actors, in milliseconds.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SessionTiming {
-    /// Lease time to live (default 10000; at least 1000). A node renews every third
-    /// of it; another node takes a dead node's sessions over after it.
-    #[serde(default)]
-    pub lease_ttl_ms: Option<u64>,
-    /// How long a cancelled run may take to end before it is force-ended
-    /// (default 5000).
-    #[serde(default)]
-    pub abort_grace_ms: Option<u64>,
-    /// Deadline of a call to a session (send, get, ...; default 30000).
-    #[serde(default)]
-    pub call_timeout_ms: Option<u64>,
-    /// How long a steer waits for the active run to end.
-    #[serde(default)]
-    pub steer_deadline_ms: Option<u64>,
-    /// Passivate sessions idle this long.
-    #[serde(default)]
-    pub idle_after_ms: Option<u64>,
-    /// Emit `stalled` after this long without driver activity.
-    #[serde(default)]
-    pub stall_after_ms: Option<u64>,
-    /// Abort a run after this long without driver activity.
-    #[serde(default)]
-    pub stall_abort_after_ms: Option<u64>,
-    /// Days archived messages are kept.
-    #[serde(default)]
-    pub archive_ttl_days: Option<u64>,
-    /// Prompts waiting behind a run, per session.
-    #[serde(default)]
-    pub max_queued: Option<usize>,
-    /// Honour test hooks (the scripted driver's `crash_actor`); for test servers only.
-    #[serde(default)]
-    pub test_hooks: Option<bool>,
+impl LimitsSection {
+    fn to_limits(&self) -> Result<Limits, ConfigError> {
+        const MAX_BODY: usize = 128 * 1024 * 1024;
+        let defaults = Limits::default();
+        let max_prompt_bytes = within(
+            "limits.max_prompt_bytes",
+            self.max_prompt_bytes,
+            1..=64 * 1024 * 1024,
+        )?;
+        let max_body_bytes = match self.max_body_bytes {
+            None => defaults.max_body_bytes.max(max_prompt_bytes + 64 * 1024),
+            Some(v) if (max_prompt_bytes..=MAX_BODY).contains(&v) => v,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    key: "limits.max_body_bytes",
+                    rule: format!("must be at least max_prompt_bytes and at most {MAX_BODY}"),
+                });
+            }
+        };
+        Ok(Limits {
+            max_body_bytes,
+            max_prompt_bytes,
+            ..defaults
+        })
+    }
 }
 
 /// `[writer]`: the group-commit writer.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WriterTiming {
-    /// How long a failing commit is retried before its writes fail and their
-    /// sessions stop (default 20000).
-    #[serde(default)]
-    pub persist_deadline_ms: Option<u64>,
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WriterSection {
+    /// How long a failing commit is retried before its writes fail (503) and their
+    /// sessions stop (100..=3600000, default 20000).
+    pub persist_deadline_ms: u64,
 }
 
-impl FileConfig {
-    /// Applies the file's timing to a configuration; errors name the key.
-    pub fn apply_timing(&self, config: &mut super::Config) -> Result<(), String> {
-        use std::time::Duration;
-        let ms = |key: &str, v: u64, min: u64, max: u64| {
-            if (min..=max).contains(&v) {
-                Ok(Duration::from_millis(v))
-            } else {
-                Err(format!("{key} must be between {min} and {max}"))
-            }
-        };
-        let s = &self.session;
-        if let Some(v) = s.lease_ttl_ms {
-            config.session.lease_ttl = ms("session.lease_ttl_ms", v, 1_000, 600_000)?;
+impl Default for WriterSection {
+    fn default() -> Self {
+        Self {
+            persist_deadline_ms: as_millis(WriterConfig::default().persist_deadline),
         }
-        if let Some(v) = s.abort_grace_ms {
-            config.session.abort_grace = ms("session.abort_grace_ms", v, 10, 600_000)?;
-        }
-        if let Some(v) = s.call_timeout_ms {
-            config.session.call_timeout = ms("session.call_timeout_ms", v, 100, 3_600_000)?;
-        }
-        if let Some(v) = s.steer_deadline_ms {
-            config.session.steer_deadline = ms("session.steer_deadline_ms", v, 10, 600_000)?;
-        }
-        if let Some(v) = s.idle_after_ms {
-            config.session.idle_after = ms("session.idle_after_ms", v, 10, 30 * 24 * 3_600_000)?;
-        }
-        if let Some(v) = s.stall_after_ms {
-            config.session.stall_after = ms("session.stall_after_ms", v, 10, 30 * 24 * 3_600_000)?;
-        }
-        if let Some(v) = s.stall_abort_after_ms {
-            config.session.stall_abort_after = Some(ms(
-                "session.stall_abort_after_ms",
-                v,
-                10,
-                30 * 24 * 3_600_000,
-            )?);
-        }
-        if let Some(v) = s.archive_ttl_days {
-            if !(1..=3650).contains(&v) {
-                return Err("session.archive_ttl_days must be between 1 and 3650".into());
-            }
-            config.session.archive_ttl = Duration::from_secs(v * 24 * 3600);
-        }
-        if let Some(v) = s.max_queued {
-            if !(1..=100_000).contains(&v) {
-                return Err("session.max_queued must be between 1 and 100000".into());
-            }
-            config.session.max_queued = v;
-        }
-        if let Some(v) = s.test_hooks {
-            config.session.test_hooks = v;
-        }
-        if let Some(v) = self.node.drain_timeout_ms {
-            config.drain_timeout = ms("node.drain_timeout_ms", v, 0, 3_600_000)?;
-        }
-        if let Some(v) = self.node.recovery_interval_ms {
-            config.recovery_interval = ms("node.recovery_interval_ms", v, 50, 600_000)?;
-        }
-        let r = &self.retention;
-        if let Some(v) = r.max_sessions {
-            if !sessiond_store::RetentionPolicy::MAX_SESSIONS.contains(&v) {
-                return Err("retention.max_sessions must be between 1 and 50".into());
-            }
-            config.session.default_retention.max_sessions = v;
-        }
-        if let Some(v) = r.max_age_days {
-            if !sessiond_store::RetentionPolicy::MAX_AGE_DAYS.contains(&v) {
-                return Err("retention.max_age_days must be between 1 and 365".into());
-            }
-            config.session.default_retention.max_age_days = v;
-        }
-        if let Some(v) = r.sweep_interval_ms {
-            config.retention_sweep =
-                ms("retention.sweep_interval_ms", v, 100, 30 * 24 * 3_600_000)?;
-        }
-        let l = &self.limits;
-        if let Some(v) = l.max_prompt_bytes {
-            if !(1..=64 * 1024 * 1024).contains(&v) {
-                return Err("limits.max_prompt_bytes must be between 1 and 67108864".into());
-            }
-            config.limits.max_prompt_bytes = v;
-            // The body must fit the prompt and its JSON around it.
-            config.limits.max_body_bytes = config.limits.max_body_bytes.max(v + 64 * 1024);
-        }
-        if let Some(v) = l.max_body_bytes {
-            if v < config.limits.max_prompt_bytes || v > 128 * 1024 * 1024 {
-                return Err(
-                    "limits.max_body_bytes must be at least max_prompt_bytes and at most 134217728"
-                        .into(),
-                );
-            }
-            config.limits.max_body_bytes = v;
-        }
-        if let Some(v) = self.writer.persist_deadline_ms {
-            config.writer.persist_deadline = ms("writer.persist_deadline_ms", v, 100, 3_600_000)?;
-        }
-        Ok(())
     }
 }
 
-impl FileConfig {
-    /// Reads and parses a file; errors name the file and the line.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+impl WriterSection {
+    fn to_writer(&self) -> Result<WriterConfig, ConfigError> {
+        Ok(WriterConfig {
+            persist_deadline: millis(
+                "writer.persist_deadline_ms",
+                self.persist_deadline_ms,
+                100..=3_600_000,
+            )?,
+            ..WriterConfig::default()
+        })
     }
+}
 
-    /// Parses the TOML text of a configuration file.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+/// A day in milliseconds, the unit of the longest ranges.
+const DAY_MS: u64 = 24 * 3_600_000;
+
+/// `v` when it lies in `range`; otherwise an error naming `key` and the range.
+fn within<T: PartialOrd + Display>(
+    key: &'static str,
+    v: T,
+    range: RangeInclusive<T>,
+) -> Result<T, ConfigError> {
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(ConfigError::OutOfRange {
+            key,
+            min: range.start().to_string(),
+            max: range.end().to_string(),
+        })
     }
+}
+
+/// `v` milliseconds, when they lie in `range`.
+fn millis(key: &'static str, v: u64, range: RangeInclusive<u64>) -> Result<Duration, ConfigError> {
+    within(key, v, range).map(Duration::from_millis)
+}
+
+/// A default duration as the milliseconds a key holds.
+fn as_millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_a_full_file_and_refuses_typos() {
-        let c = FileConfig::parse(
-            r#"
-            listen = "127.0.0.1:9000"
-            data_dir = "/var/lib/sessiond"
-            node_id = "node-a"
-            [drivers.local]
-            kind = "openai"
-            base_url = "http://127.0.0.1:11434/v1"
-            "#,
-        )
-        .unwrap();
-        assert_eq!(c.listen, Some("127.0.0.1:9000".parse().unwrap()));
-        assert_eq!(c.node_id.as_deref(), Some("node-a"));
-        assert!(c.drivers.contains_key("local"));
-        let mut config = super::super::Config::default();
-        let timed = FileConfig::parse(
-            "[session]\nlease_ttl_ms = 2000\n[writer]\npersist_deadline_ms = 500\n",
-        )
-        .unwrap();
-        timed.apply_timing(&mut config).unwrap();
-        assert_eq!(config.session.lease_ttl.as_millis(), 2000);
-        assert_eq!(config.writer.persist_deadline.as_millis(), 500);
-        let short = FileConfig::parse("[session]\nlease_ttl_ms = 10\n").unwrap();
-        assert!(
-            short
-                .apply_timing(&mut config)
-                .unwrap_err()
-                .contains("lease_ttl_ms")
-        );
-        let tuned = FileConfig::parse(
-            "[session]\nidle_after_ms = 300\nstall_abort_after_ms = 900\n\
-             [retention]\nmax_sessions = 7\n[limits]\nmax_prompt_bytes = 4096\n",
-        )
-        .unwrap();
-        tuned.apply_timing(&mut config).unwrap();
-        assert_eq!(config.session.idle_after.as_millis(), 300);
-        assert_eq!(
-            config.session.stall_abort_after.map(|d| d.as_millis()),
-            Some(900)
-        );
-        assert_eq!(config.session.default_retention.max_sessions, 7);
-        assert_eq!(config.limits.max_prompt_bytes, 4096);
-        let too_many = FileConfig::parse("[retention]\nmax_sessions = 51\n").unwrap();
-        assert!(
-            too_many
-                .apply_timing(&mut config)
-                .unwrap_err()
-                .contains("max_sessions")
-        );
-        let typo = FileConfig::parse("listn = \"127.0.0.1:9000\"").unwrap_err();
-        assert!(typo.contains("listn"), "{typo}");
-        assert!(FileConfig::parse("").is_ok());
-    }
-}
+mod tests;

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
@@ -222,29 +223,36 @@ async fn route_pushes(bus: Weak<BusInner>, mut pushes: mpsc::UnboundedReceiver<P
     wake.notify_one();
 }
 
+/// Pauses between attempts to subscribe again: 100 ms doubling to 2 s, for as long
+/// as the bus lives.
+const RESUBSCRIBE_BACKOFF: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(100))
+    .with_max_delay(Duration::from_secs(2))
+    .without_max_times();
+
 /// After the server dropped one sharded subscription: subscribe it again (where
 /// its slot lives now), retrying while the cluster settles, then tell its readers
 /// to re-read the store, since payloads published meanwhile are lost.
 async fn resubscribe(bus: Weak<BusInner>, channel: Channel) {
-    let mut pause = Duration::from_millis(100);
-    loop {
+    // Each attempt holds the bus only while it runs, so a bus dropped meanwhile
+    // ends the retries (`Ok`) instead of being kept alive by them.
+    let attempt = || async {
         let Some(inner) = bus.upgrade() else {
-            return;
+            return Ok(());
         };
-        match inner.resubscribe_one(&channel).await {
-            Ok(()) => {
-                inner.fanout.deliver(&channel, BusSignal::Reset);
-                tracing::info!(channel = %channel, "redis dropped a subscription (slot moved); subscribed again");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(channel = %channel, error = %e, "redis bus cannot subscribe a moved channel yet")
-            }
-        }
-        drop(inner);
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(2));
-    }
+        inner.resubscribe_one(&channel).await?;
+        inner.fanout.deliver(&channel, BusSignal::Reset);
+        tracing::info!(channel = %channel, "redis dropped a subscription (slot moved); subscribed again");
+        Ok(())
+    };
+    // No attempt limit: this ends with a subscription or with the bus.
+    let _: Result<()> = attempt
+        .retry(RESUBSCRIBE_BACKOFF)
+        .sleep(tokio::time::sleep)
+        .notify(|e, _| {
+            tracing::warn!(channel = %channel, error = %e, "redis bus cannot subscribe a moved channel yet");
+        })
+        .await;
 }
 
 /// After each disconnection: subscribe every channel again (waiting for the
@@ -253,22 +261,25 @@ async fn resubscribe(bus: Weak<BusInner>, channel: Channel) {
 async fn recovery(bus: Weak<BusInner>, wake: Arc<Notify>) {
     loop {
         wake.notified().await;
-        let mut pause = Duration::from_millis(100);
-        loop {
+        // `Ok(false)`: the bus is gone, and so is the need to recover it. Each
+        // attempt holds the bus only while it runs.
+        let attempt = || async {
             let Some(inner) = bus.upgrade() else {
-                return;
+                return Ok(false);
             };
-            match inner.resubscribe_all().await {
-                Ok(()) => {
-                    inner.fanout.reset_all();
-                    tracing::info!("redis bus subscriptions restored");
-                    break;
-                }
-                Err(e) => tracing::warn!(error = %e, "redis bus cannot resubscribe yet"),
-            }
-            drop(inner);
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(2));
+            inner.resubscribe_all().await?;
+            inner.fanout.reset_all();
+            tracing::info!("redis bus subscriptions restored");
+            Ok(true)
+        };
+        // No attempt limit: this ends with the subscriptions back or with the bus.
+        let restored: Result<bool> = attempt
+            .retry(RESUBSCRIBE_BACKOFF)
+            .sleep(tokio::time::sleep)
+            .notify(|e, _| tracing::warn!(error = %e, "redis bus cannot resubscribe yet"))
+            .await;
+        if let Ok(false) = restored {
+            return;
         }
     }
 }
