@@ -4,6 +4,7 @@
 use std::pin::Pin;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use eventsource_stream::Eventsource;
 use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
@@ -49,7 +50,7 @@ type SseStream = Pin<
     >,
 >;
 
-/// Consecutive failed connections after which a stream gives up.
+/// Failed connection attempts in a row after which a stream gives up.
 const MAX_RECONNECTS: u32 = 30;
 /// The longest wait between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -61,7 +62,6 @@ pub struct EventStream {
     id: String,
     last_seq: Option<u64>,
     open: Option<SseStream>,
-    failures: u32,
     ended: bool,
 }
 
@@ -81,7 +81,6 @@ impl EventStream {
             id: id.to_string(),
             last_seq: after_seq,
             open: None,
-            failures: 0,
             ended: false,
         }
     }
@@ -100,39 +99,39 @@ impl EventStream {
                 return None;
             }
             let Some(open) = self.open.as_mut() else {
-                let (client, id) = (self.client.clone(), self.id.clone());
-                match connect(&client, &id, self.last_seq).await {
-                    Ok(stream) => {
-                        self.open = Some(stream);
-                        continue;
-                    }
+                let (client, id, last) = (self.client.clone(), self.id.clone(), self.last_seq);
+                // A refusal (404, 400) ends the stream; a transient failure (the
+                // server away, 503, 504) is retried with backoff.
+                let reconnect = ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(MAX_BACKOFF)
+                    .with_max_times(MAX_RECONNECTS as usize)
+                    .with_jitter();
+                let opened = (|| connect(&client, &id, last))
+                    .retry(reconnect)
+                    .sleep(tokio::time::sleep)
+                    .when(|e: &Error| e.code().is_none_or(|c| c.is_transient()))
+                    .await;
+                match opened {
+                    Ok(stream) => self.open = Some(stream),
                     Err(e) => {
-                        let transient = e.code().is_none_or(|c| c.is_transient());
-                        if transient && self.failures < MAX_RECONNECTS {
-                            self.failures += 1;
-                            let wait = Duration::from_millis(100 << self.failures.min(6));
-                            tokio::time::sleep(wait.min(MAX_BACKOFF)).await;
-                            continue;
-                        }
                         self.ended = true;
                         return Some(Err(e));
                     }
                 }
+                continue;
             };
             match open.next().await {
-                Some(Ok(ev)) => {
-                    self.failures = 0;
-                    match parse_session_event(&ev.event, &ev.data) {
-                        Ok(Some(event)) => {
-                            if let Event::Message(m) = &event {
-                                self.last_seq = Some(m.seq);
-                            }
-                            return Some(Ok(event));
+                Some(Ok(ev)) => match parse_session_event(&ev.event, &ev.data) {
+                    Ok(Some(event)) => {
+                        if let Event::Message(m) = &event {
+                            self.last_seq = Some(m.seq);
                         }
-                        Ok(None) => continue,
-                        Err(e) => return Some(Err(e)),
+                        return Some(Ok(event));
                     }
-                }
+                    Ok(None) => continue,
+                    Err(e) => return Some(Err(e)),
+                },
                 // Dropped (or ended by the server after an `error` event): resume.
                 Some(Err(_)) | None => self.open = None,
             }

@@ -1,4 +1,5 @@
-//! sessiond-client: the Rust SDK of sessiond.
+//! sessiond-client: the Rust SDK of sessiond. See also `client/README.md` and
+//! `client/examples/chat.rs`.
 //!
 //! It holds the one definition of the API's wire format, which the server's
 //! handlers use too, and an async client over it:

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub use sessiond_store::testing::redis_server::RedisServer;
 pub use sessiond_store::testing::wait_until;
@@ -183,12 +183,16 @@ impl Drop for Server {
     }
 }
 
-/// A JSON client of the API.
+/// A client of the API: the typed steps of a test (create, send, read, wait) go
+/// through the Rust SDK (`sessiond_client::Client`); the wire-level checks (raw
+/// status codes, bodies, SSE ids) through `raw` and the SSE helpers.
 #[derive(Clone)]
 pub struct Api {
     /// Base URL.
     pub base: String,
     http: reqwest::Client,
+    /// The SDK's client of the same server.
+    pub client: sessiond_client::Client,
 }
 
 /// An HTTP answer: status and JSON body.
@@ -221,6 +225,9 @@ impl Api {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            client: sessiond_client::Client::new(base)
+                .expect("a server URL")
+                .with_timeout(Duration::from_secs(30)),
         }
     }
 
@@ -278,40 +285,37 @@ impl Api {
             .map_or(0.0, |v| v.trim().parse().expect("a number"))
     }
 
-    /// Creates a session; returns its id.
+    /// Creates a session (the body is a create request's JSON); returns its id.
     pub async fn create(&self, project: &str, body: Value) -> String {
-        let a = self
-            .post(&format!("/v1/projects/{project}/sessions"), body)
-            .await;
-        assert_eq!(a.status, 201, "create: {:?}", a.body);
-        a.body["session"]["id"].as_str().unwrap().to_string()
+        let req: sessiond_client::model::CreateSessionRequest =
+            serde_json::from_value(body).expect("a create request");
+        let created = self.client.create_session(project, &req).await;
+        created.expect("create").session.id
     }
 
     /// Sends a prompt; returns the receipt.
     pub async fn send(&self, id: &str, prompt: &str) -> Value {
-        let a = self
-            .post(
-                &format!("/v1/sessions/{id}/messages"),
-                json!({ "prompt": prompt }),
-            )
-            .await;
-        assert_eq!(a.status, 202, "send: {:?}", a.body);
-        a.body
+        let receipt = self.client.send(id, prompt).await.expect("send");
+        serde_json::to_value(receipt).unwrap()
     }
 
+    /// The session object.
     pub async fn session(&self, id: &str) -> Value {
-        let a = self.get(&format!("/v1/sessions/{id}")).await;
-        assert_eq!(a.status, 200, "get: {:?}", a.body);
-        a.body["session"].clone()
+        let got = self.client.get_session(id).await.expect("get");
+        serde_json::to_value(got.session).unwrap()
     }
 
     /// The whole transcript.
     pub async fn history(&self, id: &str) -> Vec<Value> {
-        let a = self
-            .get(&format!("/v1/sessions/{id}/messages?limit=1000"))
-            .await;
-        assert_eq!(a.status, 200, "history: {:?}", a.body);
-        a.body["messages"].as_array().unwrap().clone()
+        let page = sessiond_client::ops::History {
+            limit: Some(1000),
+            ..Default::default()
+        };
+        let page = self.client.history(id, &page).await.expect("history");
+        page.messages
+            .into_iter()
+            .map(|m| serde_json::to_value(m).unwrap())
+            .collect()
     }
 
     /// Waits until the session is not running and its log reaches `seq`.

@@ -50,6 +50,12 @@ pub fn prompt(limits: &Limits, prompt: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A prompt and its optional idempotency key (send and steer).
+pub fn prompt_and_key(limits: &Limits, text: &str, key: Option<&str>) -> Result<(), Error> {
+    prompt(limits, text)?;
+    idempotency_key(key)
+}
+
 /// A label: at most `max_label_chars` characters.
 pub fn label(limits: &Limits, label: &str) -> Result<(), Error> {
     if label.chars().count() > limits.max_label_chars {
