@@ -4,6 +4,7 @@ mod bench;
 mod client;
 mod lifecycle;
 mod listing;
+mod openapi;
 mod projects;
 mod serve;
 mod sessions;
@@ -31,6 +32,8 @@ enum Command {
     Node(projects::NodeArgs),
     /// Measures a node end to end (HTTP + SSE) on one or more stores.
     Bench(bench::BenchArgs),
+    /// Prints the API's OpenAPI 3.1 document (docs/openapi.json is its output).
+    Openapi,
 }
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -40,5 +43,6 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projects(args) => projects::run(args).await,
         Command::Node(args) => projects::node(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Openapi => openapi::run(),
     }
 }

@@ -72,6 +72,39 @@ impl ErrorCode {
     }
 }
 
+/// Written by hand, not derived: `Unknown` is the client's name for a code it does
+/// not know (`#[serde(other)]`), never an answer of the server, so the schema lists
+/// the codes a server answers and says that a newer one may answer others.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let known = [
+            Self::NotFound,
+            Self::InvalidRequest,
+            Self::Conflict,
+            Self::Protected,
+            Self::PayloadTooLarge,
+            Self::MethodNotAllowed,
+            Self::Unavailable,
+            Self::Timeout,
+            Self::Internal,
+        ];
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(known.map(Self::as_str)))
+            .description(Some(
+                "The stable code of an API error: clients branch on this, never on the \
+                 message. A newer server may answer a code not listed here: handle it by its \
+                 HTTP status (the Rust client reads it as `Unknown`).",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ErrorCode {}
+
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -80,6 +113,7 @@ impl std::fmt::Display for ErrorCode {
 
 /// The one error shape of the API: `{"error": {"code", "message", "error_id"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
@@ -87,6 +121,7 @@ pub struct ErrorBody {
 
 /// Code, message and id of an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// Stable code: what a client branches on.
     pub code: ErrorCode,

@@ -7,12 +7,13 @@
 //! - `operation`: the HTTP form of every session operation (`crate::ops`)
 //! - `sessions`: create; `projects`: lists, by-key, preview, retention
 //! - `events`, `project_events`: the SSE streams; `ws`: the session WebSocket
-//! - `health`: liveness, readiness, node info
+//! - `health`: liveness, readiness, node info; `openapi`: the OpenAPI document
 //! - `error`: errors to HTTP, in one place; `extract`: extractors in that shape
 //! - `validate`: input rules; `views`: the wire views of server records
 
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod validate;
 pub mod views;
 
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(crate::metrics::render))
         .route("/v1/node", get(health::node))
+        .route("/v1/openapi.json", get(openapi::serve))
         .route(
             "/v1/projects/{project}/sessions",
             post(sessions::create).get(projects::list),

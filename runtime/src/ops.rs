@@ -40,7 +40,7 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 use sessiond_actors::SessionHandle;
 use sessiond_client::ops::Deadline;
-use sessiond_client::{Operation, ops};
+use sessiond_client::{ErrorCode, Operation, ops};
 use sessiond_store::{SessionId, TenantId};
 
 use crate::api::AppState;
@@ -110,6 +110,11 @@ pub trait Serve: Operation {
     /// idempotency key.
     fn before_forward(&mut self) {}
 
+    /// The errors it may answer beyond those every session operation may (see
+    /// `api::openapi`), each with when: its route in the OpenAPI document lists
+    /// them, so they are kept here, beside what the operation checks and does.
+    const ERRORS: &'static [(ErrorCode, &'static str)] = &[];
+
     /// Runs it here: on the session's actor (`here.handle()`) for an operation that
     /// changes the session, from the store for a read.
     fn serve(self, here: Here<'_>) -> impl Future<Output = Result<Self::Reply>> + Send;
@@ -137,6 +142,9 @@ pub(crate) trait AnyOperation: Send + Sync {
     /// Runs a request forwarded by another node on this node's actor of the
     /// session (`args` and the reply are JSON).
     fn run_forwarded<'a>(&self, here: Here<'a>, args: &'a str) -> BoxFuture<'a, Result<String>>;
+    /// Adds its route to the OpenAPI document: path, parameters, body, replies and
+    /// errors, all read from the operation's type.
+    fn openapi(&self, doc: &mut utoipa::openapi::OpenApi);
 }
 
 /// An operation decoded from a WebSocket frame, its type erased until it runs.
@@ -186,7 +194,11 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Value> {
     serde_json::to_value(value).map_err(|e| Error::Internal(format!("unserializable answer: {e}")))
 }
 
-impl<O: Serve> AnyOperation for Entry<O> {
+impl<O> AnyOperation for Entry<O>
+where
+    O: Serve + utoipa::ToSchema,
+    O::Reply: utoipa::ToSchema,
+{
     fn name(&self) -> &'static str {
         O::NAME
     }
@@ -209,6 +221,10 @@ impl<O: Serve> AnyOperation for Entry<O> {
             serde_json::to_string(&reply)
                 .map_err(|e| Error::Internal(format!("unserializable answer: {e}")))
         })
+    }
+
+    fn openapi(&self, doc: &mut utoipa::openapi::OpenApi) {
+        crate::api::openapi::operation::<O>(doc)
     }
 }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The answer to a send: the prompt is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendResponse {
     /// The run the prompt starts.
     pub run_id: uuid::Uuid,
@@ -17,12 +18,14 @@ pub struct SendResponse {
 
 /// One transcript message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageView {
     /// Position in the session, dense from 1.
     pub seq: u64,
     /// Message id.
     pub id: String,
     /// The run it belongs to.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub run_id: Option<String>,
     /// `user`, `assistant`, `thinking`, `tool_call`, `tool_result`, `system`.
     pub role: String,
@@ -52,6 +55,7 @@ pub struct MessageView {
 
 /// `{"messages": [...]}` in seq order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryResponse {
     /// The page.
     pub messages: Vec<MessageView>,
@@ -59,6 +63,7 @@ pub struct HistoryResponse {
 
 /// The answer to an abort.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AbortResponse {
     /// `aborted` or `no-active-run`.
     pub status: String,
@@ -69,6 +74,7 @@ pub struct AbortResponse {
 
 /// `GET /v1/sessions/{id}/events` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Replay messages after this seq (`Last-Event-ID` wins when both are given).
@@ -78,6 +84,7 @@ pub struct EventsQuery {
 
 /// The data of a `status` event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusView {
     /// The session.
     pub session_id: String,
@@ -86,6 +93,7 @@ pub struct StatusView {
     /// Seq of the last committed message.
     pub last_seq: u64,
     /// The latest run.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub last_run: Option<RunView>,
     /// Summed usage.
     pub usage: UsageView,
@@ -95,6 +103,7 @@ pub struct StatusView {
 
 /// The answer to a permission answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PermissionAnswered {
     /// `answered`.
     pub status: String,
@@ -104,6 +113,7 @@ pub struct PermissionAnswered {
 
 /// The answer to a steer: a send receipt plus the run it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SteerResponse {
     /// The run the prompt starts.
     pub run_id: uuid::Uuid,
@@ -113,11 +123,13 @@ pub struct SteerResponse {
     pub queued: bool,
     /// The run the steer aborted; `null` when nothing ran. Always present, so a
     /// client can tell "nothing was interrupted" from an older server.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub interrupted_run_id: Option<uuid::Uuid>,
 }
 
 /// What a compaction did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompactResponse {
     /// Whether any message moved to the archive.
     pub compacted: bool,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// `GET /v1/projects/{project}/sessions` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ListSessionsQuery {
     /// Only sessions with this status: `idle`, `running`, `paused`, `error`,
@@ -25,15 +26,18 @@ pub struct ListSessionsQuery {
 
 /// One page of sessions, newest activity first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionListResponse {
     /// The page.
     pub sessions: Vec<SessionView>,
     /// Pass as `cursor` for the next page; `null` on the last one.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub next_cursor: Option<String>,
 }
 
 /// `POST /v1/sessions/preview`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PreviewRequest {
     /// The sessions (1..=64), answered in this order.
@@ -48,6 +52,7 @@ pub struct PreviewRequest {
 
 /// The tail of one session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviewView {
     /// The session asked for.
     pub id: String,
@@ -59,6 +64,7 @@ pub struct PreviewView {
 
 /// `{"previews": [...]}` in the order asked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviewResponse {
     /// One per id asked.
     pub previews: Vec<PreviewView>,
@@ -67,6 +73,7 @@ pub struct PreviewResponse {
 /// `PUT /v1/projects/{project}/retention`; a missing field takes the node's
 /// default.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RetentionRequest {
     /// Finished sessions kept, newest activity first (1..=50).
@@ -79,6 +86,7 @@ pub struct RetentionRequest {
 
 /// A project's retention policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetentionView {
     /// Finished sessions kept, newest activity first.
     pub max_sessions: u32,
@@ -88,6 +96,7 @@ pub struct RetentionView {
 
 /// The data of a project stream's `sessions.changed` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionChangedView {
     /// The session.
     pub session_id: String,
@@ -99,6 +108,7 @@ pub struct SessionChangedView {
 
 /// `GET /v1/node`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeView {
     /// This node.
     pub node_id: String,
@@ -109,6 +119,7 @@ pub struct NodeView {
     /// Sessions in the store (this node's tenant, every project).
     pub stored_sessions: usize,
     /// Where this node is reached (`--advertise`, else its listen address).
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub advertise: Option<String>,
     /// Sessions whose lease this node holds (the first 1000).
     pub owned_sessions: Vec<String>,
@@ -120,10 +131,12 @@ pub struct NodeView {
 
 /// A live peer node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeerView {
     /// Its id.
     pub node_id: String,
     /// Where it is reached.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub advertise: Option<String>,
     /// When its heartbeat runs out, RFC 3339.
     pub expires_at: String,

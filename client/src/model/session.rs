@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// `POST /v1/projects/{project}/sessions`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionRequest {
     /// Human key, unique in the project.
@@ -63,6 +64,7 @@ pub struct CreateSessionRequest {
 
 /// Token and cost accounting.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageView {
     /// Prompt tokens.
     pub input_tokens: u64,
@@ -76,6 +78,7 @@ pub struct UsageView {
 
 /// A run as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunView {
     /// The run.
     pub run_id: String,
@@ -97,17 +100,23 @@ pub struct RunView {
 }
 
 /// A session as the API shows it.
+// `schema(required)` on a field: serde always writes it (`null` when unset), which
+// utoipa cannot tell from an `Option` or `default` field that may be left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionView {
     /// Id (UUID v7).
     pub id: String,
     /// Project.
     pub project: String,
     /// Human key.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub key: Option<String>,
     /// Label.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub label: Option<String>,
     /// Parent session.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub parent_id: Option<String>,
     /// `idle`, `running`, `paused`, `error`, `interrupted`.
     pub status: String,
@@ -116,44 +125,57 @@ pub struct SessionView {
     /// Driver options.
     pub driver_options: serde_json::Map<String, serde_json::Value>,
     /// Model.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub model: Option<String>,
     /// System prompt.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub system_prompt: Option<String>,
     /// Seq of the last committed message.
     pub last_seq: u64,
     /// Summed usage.
     pub usage: UsageView,
     /// The latest run.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub last_run: Option<RunView>,
     /// Why the session is in error.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub error: Option<String>,
     /// Environment for the driver's process.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub env: std::collections::BTreeMap<String, String>,
     /// Working directory for the driver's process.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub cwd: Option<String>,
     /// Whether the driver asks the model for reasoning output (`None`: the driver's
     /// default).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub thinking: Option<bool>,
     /// Most driver turns one run may take.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub max_turns: Option<u32>,
     /// Auto-compact threshold in context tokens (`None`: off).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub auto_compact_tokens: Option<u64>,
     /// Messages an automatic compaction keeps (`None`: 20).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub auto_compact_keep: Option<u64>,
     /// No new run starts; prompts queue until resume.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub paused: bool,
     /// Messages up to this seq left the live log for the archive (compact, reset).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub archived_upto: u64,
     /// Delete and reset are refused (409 `protected`) until a patch clears this.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub protected: bool,
     /// Creation time.
     pub created_at: String,
@@ -165,6 +187,7 @@ pub struct SessionView {
 
 /// `{"session": {...}}`, with the first run when the create carried a prompt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionEnvelope {
     /// The session.
     pub session: SessionView,

@@ -9,6 +9,7 @@ use crate::error::{ErrorBody, ErrorDetail};
 
 /// A frame the server sends, tagged by `event`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// A committed message.
@@ -45,8 +46,10 @@ pub enum ServerFrame {
 
 /// The answer to a command: `data` when `ok`, `error` otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = CommandReply))]
 pub struct Reply {
     /// The command's `id`; `null` when the frame had none (it could not be read).
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub id: Option<String>,
     /// Whether the command succeeded.
     pub ok: bool,
@@ -60,6 +63,7 @@ pub struct Reply {
 
 /// The data of a `lagged` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LaggedView {
     /// The last seq sent before the catch-up.
     pub after_seq: u64,
@@ -67,6 +71,7 @@ pub struct LaggedView {
 
 /// The data of a `stalled` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StalledView {
     /// The quiet run.
     pub run_id: uuid::Uuid,
@@ -78,6 +83,7 @@ pub struct StalledView {
 /// of the op's HTTP body (`prompt`, `idempotency_key`, `run_id`, `keep_last`, or
 /// a patch's fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClientCommand {
     /// The client's correlation string, echoed in the reply.
     pub id: String,

@@ -8,6 +8,7 @@ use crate::model::AbortResponse;
 /// `POST /v1/sessions/{id}/abort` (the body may be left out): cancels the active
 /// run, or only `run_id`; answered once the run has ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Abort {
     /// Only this run.

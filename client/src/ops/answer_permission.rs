@@ -10,6 +10,7 @@ use crate::model::PermissionAnswered;
 /// `{"outcome": "cancelled"}`). Over the WebSocket the frame carries `request_id`
 /// beside the answer's fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AnswerPermission {
     /// The request answered (in the path over HTTP).
     pub request_id: String,

@@ -9,6 +9,7 @@ use crate::model::HistoryResponse;
 /// `DELETE ?archive=true` moved out of the transcript, with the original seqs, as
 /// long as it is kept (`archive_ttl`; readable after a delete).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Archive {
     /// Only messages with a larger seq (default 0).

@@ -8,6 +8,7 @@ use crate::model::SessionListResponse;
 /// `GET /v1/sessions/{id}/children?limit=&cursor=`: the sessions whose
 /// `parent_id` is this one, newest activity first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Children {
     /// Page size (default 20, 1..=100).

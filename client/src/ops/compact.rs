@@ -8,6 +8,7 @@ use crate::model::CompactResponse;
 /// `POST /v1/sessions/{id}/compact`: moves all but the last `keep_last` messages
 /// to the archive and resets the token counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Compact {
     /// Messages to keep in the live log (0..=1000000); older ones go to the archive.

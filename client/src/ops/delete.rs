@@ -7,6 +7,7 @@ use super::{Deadline, Input, Method, Operation, Route};
 /// `DELETE /v1/sessions/{id}?archive=`: cancels any run and removes the session;
 /// answers 204. Refused with 409 `protected` while the session is protected.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeleteSession {
     /// Keep the transcript in the archive for the archive TTL (default false).

@@ -7,6 +7,7 @@ use crate::model::SessionEnvelope;
 
 /// `GET /v1/sessions/{id}`: the session as committed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GetSession {}
 

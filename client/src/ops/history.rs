@@ -11,6 +11,7 @@ use crate::model::HistoryResponse;
 /// - `before_seq=N&limit=M`: the M messages just before N (paging backwards);
 /// - `tail=M`: the last M messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct History {
     /// Only messages with a larger seq (default 0: from the start).

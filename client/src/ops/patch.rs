@@ -11,6 +11,7 @@ use crate::model::SessionEnvelope;
 /// `null` leaves it. An empty string clears `label`, `model`, `system_prompt` and
 /// `cwd`. `{}` changes nothing and answers the session.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PatchSession {
     /// New label.

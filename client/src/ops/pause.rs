@@ -7,6 +7,7 @@ use crate::model::SessionEnvelope;
 
 /// `POST /v1/sessions/{id}/pause` (no body): no run starts until a resume (a running one finishes); answers the session.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Pause {}
 

@@ -9,6 +9,7 @@ use crate::model::SessionEnvelope;
 /// fresh transcript under the same id and key (the old one goes to the archive).
 /// Refused with 409 `protected` while the session is protected.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Reset {}
 

@@ -8,6 +8,7 @@ use crate::model::SendResponse;
 /// `POST /v1/sessions/{id}/messages`: appends a prompt (durable once answered)
 /// and runs it after any queued ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendPrompt {
     /// The prompt.

@@ -8,6 +8,7 @@ use crate::model::SteerResponse;
 /// `POST /v1/sessions/{id}/steer`: ends the active run (waiting up to the steer
 /// deadline), then runs this prompt before any queued one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SteerPrompt {
     /// The prompt.

@@ -1,5 +1,6 @@
 //! `archive`: a page of the archive, from the store.
 
+use sessiond_client::ErrorCode;
 use sessiond_client::model::HistoryResponse;
 use sessiond_client::ops::Archive;
 
@@ -9,6 +10,11 @@ use crate::config::Limits;
 use crate::error::Result;
 
 impl Serve for Archive {
+    const ERRORS: &'static [(ErrorCode, &'static str)] = &[(
+        ErrorCode::InvalidRequest,
+        "`limit` is out of 1 to the page limit (1000 by default)",
+    )];
+
     fn check(&self, limits: &Limits) -> Result<()> {
         super::history::page_limit(limits, self.limit).map(drop)
     }

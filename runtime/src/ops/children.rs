@@ -1,5 +1,6 @@
 //! `children`: the sessions whose parent is this one, from the store.
 
+use sessiond_client::ErrorCode;
 use sessiond_client::model::SessionListResponse;
 use sessiond_client::ops::Children;
 
@@ -25,6 +26,9 @@ pub(crate) fn list_limit(limit: Option<usize>) -> Result<usize> {
 }
 
 impl Serve for Children {
+    const ERRORS: &'static [(ErrorCode, &'static str)] =
+        &[(ErrorCode::InvalidRequest, "`limit` is out of 1 to 100")];
+
     fn check(&self, _limits: &Limits) -> Result<()> {
         list_limit(self.limit).map(drop)
     }

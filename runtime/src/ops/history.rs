@@ -6,6 +6,7 @@
 //! `N - 1 - limit`, cut at `N` (`N` capped at `last_seq + 1`): no backwards read in
 //! the store is needed.
 
+use sessiond_client::ErrorCode;
 use sessiond_client::model::HistoryResponse;
 use sessiond_client::ops::History;
 use sessiond_store::Message;
@@ -75,6 +76,11 @@ fn page(q: &History, limits: &Limits) -> Result<Page> {
 }
 
 impl Serve for History {
+    const ERRORS: &'static [(ErrorCode, &'static str)] = &[(
+        ErrorCode::InvalidRequest,
+        "`after_seq`, `before_seq` and `tail` are combined, `tail` with `limit`, or `limit` or `tail` is out of 1 to the page limit (1000 by default)",
+    )];
+
     fn check(&self, limits: &Limits) -> Result<()> {
         page(self, limits).map(drop)
     }

@@ -1,6 +1,7 @@
 //! `patch`: the fields checked like a create's (a new driver and its options by
 //! the driver), then applied by the session's actor.
 
+use sessiond_client::ErrorCode;
 use sessiond_client::model::SessionEnvelope;
 use sessiond_client::ops::PatchSession;
 
@@ -11,6 +12,17 @@ use crate::config::Limits;
 use crate::error::{Error, Result};
 
 impl Serve for PatchSession {
+    const ERRORS: &'static [(ErrorCode, &'static str)] = &[
+        (
+            ErrorCode::InvalidRequest,
+            "a field breaks its rule (`label` length, `env`, a relative `cwd`, `max_turns` below 1, `auto_compact_keep` over 1000000), or the node does not know the driver or refuses its options",
+        ),
+        (
+            ErrorCode::PayloadTooLarge,
+            "`system_prompt` is over its limit (256 KiB by default)",
+        ),
+    ];
+
     /// The rules of create, for the fields a patch may change. An empty `cwd`
     /// clears it, so only a non-empty one must be a path.
     fn check(&self, limits: &Limits) -> Result<()> {

@@ -1,6 +1,7 @@
 //! `steer`: checked like a send, then the session's actor ends the active run and
 //! runs the prompt first.
 
+use sessiond_client::ErrorCode;
 use sessiond_client::model::SteerResponse;
 use sessiond_client::ops::SteerPrompt;
 
@@ -11,6 +12,17 @@ use crate::config::Limits;
 use crate::error::Result;
 
 impl Serve for SteerPrompt {
+    const ERRORS: &'static [(ErrorCode, &'static str)] = &[
+        (
+            ErrorCode::InvalidRequest,
+            "the prompt is empty, or `idempotency_key` is not 1 to 128 of `A-Za-z0-9._:-`",
+        ),
+        (
+            ErrorCode::PayloadTooLarge,
+            "the prompt is over its limit (1 MiB by default)",
+        ),
+    ];
+
     fn check(&self, limits: &Limits) -> Result<()> {
         validate::prompt(limits, &self.prompt)?;
         validate::idempotency_key(self.idempotency_key.as_deref())
