@@ -27,8 +27,7 @@ impl Serve for SendPrompt {
     ];
 
     fn check(&self, limits: &Limits) -> Result<()> {
-        validate::prompt(limits, &self.prompt)?;
-        validate::idempotency_key(self.idempotency_key.as_deref())
+        validate::prompt_and_key(limits, &self.prompt, self.idempotency_key.as_deref())
     }
 
     fn before_forward(&mut self) {
