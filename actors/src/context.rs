@@ -1,5 +1,5 @@
-//! What every session actor of a node shares: stores, writer, drivers, settings, and
-//! the book of leases the node renews.
+//! What every session actor of a node shares: stores, writer, drivers, settings, the
+//! book of leases the node renews, and the registries of the node's live actors.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +12,7 @@ use sessiond_store::{
 
 use crate::driver::DriverRegistry;
 use crate::notices::Notices;
+use crate::registry::{Residents, Supervisors};
 use crate::writer::Writer;
 
 /// Timing of session actors.
@@ -30,6 +31,11 @@ pub struct SessionSettings {
     /// A resident session with nothing to do for this long is passivated: its actor
     /// stops, its data stays, the next request brings it back.
     pub idle_after: Duration,
+    /// A project supervisor with no resident session and no retention pass pending
+    /// for this long stops; the next request for the project starts another. Shorter
+    /// than `idle_after` by default: the node's retention sweep starts a supervisor
+    /// for every project, and those should not outlive the pass by much.
+    pub project_idle_after: Duration,
     /// A run with no driver activity for this long emits `stalled`.
     pub stall_after: Duration,
     /// A run with no driver activity for this long is aborted (off when `None`).
@@ -56,6 +62,7 @@ impl Default for SessionSettings {
             driver_event_buffer: 64,
             steer_deadline: Duration::from_secs(15),
             idle_after: Duration::from_secs(10 * 60),
+            project_idle_after: Duration::from_secs(60),
             stall_after: Duration::from_secs(15 * 60),
             stall_abort_after: None,
             archive_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -93,6 +100,10 @@ pub struct SessionContext {
     /// run, none to start by itself) or stops: what a draining node waits on
     /// instead of polling.
     pub settled: Arc<tokio::sync::Notify>,
+    /// The node's live session actors, kept by the project supervisors.
+    pub residents: Residents,
+    /// The node's live project supervisors, kept by the supervisors themselves.
+    pub supervisors: Supervisors,
 }
 
 impl SessionContext {

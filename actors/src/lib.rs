@@ -11,6 +11,8 @@
 //! - [`project`]: `Project` supervisor and `ProjectHandle`
 //! - [`writer`]: the node's group-commit writer every session writes through
 //! - [`context`]: what session actors share (stores, writer, drivers, lease book)
+//! - [`registry`]: the node's live session actors and project supervisors
+//! - [`notices`]: the node's publisher of project and stall notices
 //! - [`driver`]: the `AgentDriver` trait and the registry
 //! - [`scripted`]: the deterministic scripted driver
 //! - [`error`]: `SessionError` and `Result`
@@ -20,6 +22,7 @@ pub mod driver;
 pub mod error;
 pub mod notices;
 pub mod project;
+pub mod registry;
 pub mod scripted;
 pub mod session;
 pub mod writer;
@@ -31,5 +34,6 @@ pub use driver::{
 pub use error::{Result, SessionError};
 pub use notices::Notices;
 pub use project::ProjectHandle;
+pub use registry::{Residents, Supervisors};
 pub use session::{AbortReply, CompactReport, SendReceipt, SessionHandle, SessionPatch};
 pub use writer::{Writer, WriterConfig};

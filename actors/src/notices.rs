@@ -9,6 +9,10 @@
 //! batch is logged and dropped, a batch the bus has not taken within 5 s is dropped,
 //! and when the bus is too slow for the queue the newest notices are dropped; both
 //! are counted (`sessiond_notices_dropped_total`) rather than held without bound.
+//!
+//! A node starts it with [`Notices::start`], on its task tracker: when the node
+//! stops, the task publishes what is queued and ends, even while clones of the
+//! sender are still held (a `Node` kept by its caller after the stop).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +20,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use sessiond_store::{Channel, EventBus};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Notices waiting for the bus. Enough for bursts (every session of a node
 /// changing status at once); a bus that cannot keep up loses notices, which
@@ -29,17 +35,27 @@ const BATCH: usize = 256;
 /// hangs (an unreachable shard) delays notices by this much at most.
 const BATCH_DEADLINE: Duration = Duration::from_secs(5);
 
-/// The sending side; cheap to clone. The task ends when every clone is gone.
+/// The sending side; cheap to clone.
 #[derive(Clone)]
 pub struct Notices {
     tx: mpsc::Sender<(Channel, Bytes)>,
 }
 
 impl Notices {
-    /// Starts the publishing task on `bus`.
+    /// Starts the publishing task on `bus`, on its own; it ends when every clone is
+    /// gone (tests, tools).
     pub fn spawn(bus: Arc<dyn EventBus>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(publish_all(bus, rx));
+        tokio::spawn(publish_all(bus, rx, CancellationToken::new()));
+        Self { tx }
+    }
+
+    /// Starts the publishing task on `bus`, tracked by `tasks`; it ends when `stop`
+    /// fires (after publishing the notices queued by then; later ones are not
+    /// taken) or when every clone is gone.
+    pub fn start(bus: Arc<dyn EventBus>, tasks: &TaskTracker, stop: CancellationToken) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tasks.spawn(publish_all(bus, rx, stop));
         Self { tx }
     }
 
@@ -73,9 +89,25 @@ impl std::fmt::Debug for Notices {
     }
 }
 
-async fn publish_all(bus: Arc<dyn EventBus>, mut rx: mpsc::Receiver<(Channel, Bytes)>) {
+async fn publish_all(
+    bus: Arc<dyn EventBus>,
+    mut rx: mpsc::Receiver<(Channel, Bytes)>,
+    stop: CancellationToken,
+) {
     let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
+    loop {
+        let got = tokio::select! {
+            n = rx.recv_many(&mut batch, BATCH) => n,
+            () = stop.cancelled(), if !rx.is_closed() => {
+                // Nothing new is taken; what is queued still goes out, then
+                // `recv_many` answers 0.
+                rx.close();
+                continue;
+            }
+        };
+        if got == 0 {
+            return;
+        }
         match tokio::time::timeout(BATCH_DEADLINE, bus.publish_batch(&batch)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -147,5 +179,32 @@ mod tests {
             let got: u32 = sessiond_store::codec::decode(&p).unwrap();
             assert_eq!(got, want);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_started_publisher_sends_what_is_queued_and_ends_on_stop() {
+        let b = memory();
+        let channel = Channel::project(&TenantId::new("t").unwrap(), &ProjectId::new("p").unwrap());
+        let mut sub = b.bus.subscribe(&channel).await.unwrap();
+        let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
+        // Kept to the end: the task must end on the stop, not because its
+        // senders are gone.
+        let notices = Notices::start(b.bus.clone(), &tasks, stop.clone());
+        for i in 0..10u32 {
+            notices.publish(channel.clone(), &i);
+        }
+        stop.cancel();
+        tasks.close();
+        tokio::time::timeout(Duration::from_secs(10), tasks.wait())
+            .await
+            .expect("the publisher ended on the stop");
+        for want in 0..10u32 {
+            let Some(BusSignal::Payload(p)) = sub.recv().await else {
+                panic!("a notice queued before the stop was dropped");
+            };
+            assert_eq!(sessiond_store::codec::decode::<u32>(&p).unwrap(), want);
+        }
+        // Taken by nobody now, and no panic.
+        notices.publish(channel.clone(), &99u32);
     }
 }

@@ -1,21 +1,39 @@
 //! The project supervisor: spawns the session actors of one project (linked),
-//! activates them on demand and restarts a crashed one from the store.
+//! activates them on demand, restarts a crashed one from the store, enforces
+//! retention, and stops itself once idle.
 //!
 //! ractor never restarts an actor by itself, and its default supervision handler
 //! stops the supervisor when a child ends: `handle_supervisor_evt` is overridden.
+//!
+//! The supervisor keeps the node's registries (see [`crate::registry`]): each
+//! session actor it spawns is entered in the residents and removed when it ends,
+//! and the supervisor itself is entered while it runs. Its sessions are killed
+//! with it, so it stops only when it has none.
+//!
+//! # Layout
+//! - here: the actor (messages, supervision, spawning sessions, the idle stop)
+//! - `state`: [`ProjectState`] and its decisions (restart intensity, crash records,
+//!   idleness), tested without an actor
+//! - `handle`: [`ProjectHandle`], the typed API
+//! - `retention`: the retention pass
 
-use std::collections::{HashMap, VecDeque};
+mod handle;
+pub mod retention;
+mod state;
+
 use std::time::Duration;
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use sessiond_store::{ProjectId, SessionId, SessionMeta, TenantId};
 use tokio::time::Instant;
 
-use crate::context::SessionContext;
-use crate::error::{Result, SessionError, StartRefused, call_result};
-use crate::session::{Session, SessionArgs, SessionHandle, StartMode};
+pub use handle::ProjectHandle;
+pub use state::ProjectState;
 
-pub mod retention;
+use crate::context::SessionContext;
+use crate::error::{Result, SessionError, StartRefused};
+use crate::session::{Session, SessionArgs, SessionHandle, StartMode};
+use state::{Registration, Timer};
 
 /// Crashes of one session tolerated within [`RESTART_WINDOW`] before it stays down.
 pub const MAX_RESTARTS: usize = 3;
@@ -44,79 +62,9 @@ pub struct ProjectArgs {
     pub project: ProjectId,
 }
 
-struct Child {
-    handle: SessionHandle,
-    meta: SessionMeta,
-}
-
-/// The resident sessions of a project and their crash history.
-pub struct ProjectState {
-    tenant: TenantId,
-    project: ProjectId,
-    children: HashMap<SessionId, Child>,
-    by_actor: HashMap<ActorId, SessionId>,
-    crashes: HashMap<SessionId, VecDeque<Instant>>,
-    /// A retention pass is running (one at a time; more requests coalesce).
-    enforcing: bool,
-    /// Another pass was asked for while one ran.
-    enforce_again: bool,
-    /// Sweeps waiting for the next pass.
-    sweep_waiters: Vec<RpcReplyPort<Vec<SessionId>>>,
-    /// Sweeps the running pass answers.
-    pass_waiters: Vec<RpcReplyPort<Vec<SessionId>>>,
-    /// When the last pass started.
-    last_pass: Option<Instant>,
-    /// A pass scheduled after a finished run (debounced); aborted on drop.
-    pass_timer:
-        Option<tokio::task::JoinHandle<std::result::Result<(), ractor::MessagingErr<ProjectMsg>>>>,
-}
-
-impl Drop for ProjectState {
-    fn drop(&mut self) {
-        if let Some(t) = &self.pass_timer {
-            t.abort();
-        }
-    }
-}
-
 /// At most one retention pass per project this often after finished runs (a
 /// sweep or a policy change runs one at once).
 pub const RETENTION_DEBOUNCE: Duration = Duration::from_secs(1);
-
-impl std::fmt::Debug for ProjectState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProjectState")
-            .field("tenant", &self.tenant)
-            .field("project", &self.project)
-            .field("resident", &self.children.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl ProjectState {
-    /// Removes the session's entry if it is still this actor's (an older
-    /// incarnation's late exit must not remove a newer one).
-    fn forget(&mut self, id: SessionId, actor: ActorId) -> Option<Child> {
-        if self.children.get(&id)?.handle.actor().get_id() == actor {
-            self.children.remove(&id)
-        } else {
-            None
-        }
-    }
-
-    /// Records a crash; true while the session may still be restarted.
-    fn may_restart(&mut self, id: SessionId, now: Instant) -> bool {
-        let crashes = self.crashes.entry(id).or_default();
-        while crashes
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
-        {
-            crashes.pop_front();
-        }
-        crashes.push_back(now);
-        crashes.len() <= MAX_RESTARTS
-    }
-}
 
 /// Messages of the project supervisor.
 #[derive(Debug)]
@@ -128,8 +76,7 @@ pub enum ProjectMsg {
         /// Answered with the handle.
         reply: RpcReplyPort<Result<SessionHandle>>,
     },
-    /// The live session actors of the project (a stopping node drains them; a
-    /// restarted actor is known here before the node's map learns of it).
+    /// The live session actors of the project.
     Residents {
         /// Answered with the handles.
         reply: RpcReplyPort<Vec<SessionHandle>>,
@@ -152,6 +99,8 @@ pub enum ProjectMsg {
         /// Answered with whether it was deleted.
         reply: RpcReplyPort<bool>,
     },
+    /// The idle timer fired: stop if there is still nothing to do.
+    IdleCheck,
 }
 
 impl Actor for Project {
@@ -159,24 +108,31 @@ impl Actor for Project {
     type State = ProjectState;
     type Arguments = ProjectArgs;
 
+    // Entered here, before anything can end it: the state's drop removes the entry.
     async fn pre_start(
         &self,
-        _me: ActorRef<ProjectMsg>,
+        me: ActorRef<ProjectMsg>,
         args: ProjectArgs,
     ) -> Result<ProjectState, ActorProcessingErr> {
-        Ok(ProjectState {
-            tenant: args.tenant,
-            project: args.project,
-            children: HashMap::new(),
-            by_actor: HashMap::new(),
-            crashes: HashMap::new(),
-            enforcing: false,
-            enforce_again: false,
-            sweep_waiters: Vec::new(),
-            pass_waiters: Vec::new(),
-            last_pass: None,
-            pass_timer: None,
-        })
+        let ctx = &self.ctx;
+        let handle = ProjectHandle::new(me.clone(), ctx.settings.call_timeout);
+        ctx.supervisors.insert(&args.tenant, &args.project, handle);
+        let registration = Registration {
+            residents: ctx.residents.clone(),
+            supervisors: ctx.supervisors.clone(),
+            me: me.get_id(),
+        };
+        Ok(ProjectState::new(args.tenant, args.project, registration))
+    }
+
+    async fn post_start(
+        &self,
+        me: ActorRef<ProjectMsg>,
+        state: &mut ProjectState,
+    ) -> Result<(), ActorProcessingErr> {
+        // A supervisor nobody asks anything stops too.
+        self.arm_idle(&me, state);
+        Ok(())
     }
 
     async fn handle(
@@ -205,10 +161,11 @@ impl Actor for Project {
                 let since = state.last_pass.map(|t| t.elapsed());
                 match since {
                     Some(since) if since < RETENTION_DEBOUNCE => {
-                        if state.pass_timer.as_ref().is_none_or(|t| t.is_finished()) {
+                        if state.pass_timer.as_ref().is_none_or(Timer::is_finished) {
                             let wait = RETENTION_DEBOUNCE - since;
-                            state.pass_timer =
-                                Some(me.send_after(wait, || ProjectMsg::Sweep { reply: None }));
+                            state.pass_timer = Some(Timer(
+                                me.send_after(wait, || ProjectMsg::Sweep { reply: None }),
+                            ));
                         }
                     }
                     _ => self.enforce(&me, state),
@@ -240,7 +197,17 @@ impl Actor for Project {
                     retention::delete(&self.ctx, &state.tenant, &state.project, id, resident).await;
                 let _ = reply.send(deleted);
             }
+            ProjectMsg::IdleCheck => {
+                state.idle_timer = None;
+                let after = self.ctx.settings.project_idle_after;
+                if state.idle_left(Instant::now(), after) == Some(Duration::ZERO) {
+                    tracing::debug!(project = %state.project, "project supervisor idle, stopping");
+                    me.stop(Some("idle".into()));
+                    return Ok(());
+                }
+            }
         }
+        self.arm_idle(&me, state);
         Ok(())
     }
 
@@ -252,13 +219,13 @@ impl Actor for Project {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                if let Some(id) = state.by_actor.remove(&cell.get_id()) {
+                if let Some(id) = state.by_actor.get(&cell.get_id()).copied() {
                     tracing::debug!(session_id = %id, ?reason, "session stopped");
                     state.forget(id, cell.get_id());
                 }
             }
             SupervisionEvent::ActorFailed(cell, err) => {
-                let Some(id) = state.by_actor.remove(&cell.get_id()) else {
+                let Some(id) = state.by_actor.get(&cell.get_id()).copied() else {
                     return Ok(());
                 };
                 // A late event of an older incarnation: a newer one already runs.
@@ -267,6 +234,7 @@ impl Actor for Project {
                 };
                 if let Some(refused) = err.downcast_ref::<StartRefused>() {
                     tracing::info!(session_id = %id, reason = %refused, "session not started");
+                    self.arm_idle(&me, state);
                     return Ok(());
                 }
                 let mode = if state.may_restart(id, Instant::now()) {
@@ -285,6 +253,7 @@ impl Actor for Project {
             }
             _ => {}
         }
+        self.arm_idle(&me, state);
         Ok(())
     }
 }
@@ -354,116 +323,20 @@ impl Project {
                 })?;
         let s = &self.ctx.settings;
         let handle = SessionHandle::new(id, actor, s.call_timeout, s.abort_grace, s.steer_deadline);
-        state.by_actor.insert(handle.actor().get_id(), id);
-        state.children.insert(
-            id,
-            Child {
-                handle: handle.clone(),
-                meta,
-            },
-        );
+        state.adopt(handle.clone(), meta);
         Ok(handle)
     }
-}
 
-/// The typed API of a project supervisor.
-#[derive(Debug, Clone)]
-pub struct ProjectHandle {
-    actor: ActorRef<ProjectMsg>,
-    timeout: Duration,
-}
-
-impl ProjectHandle {
-    /// Spawns a supervisor for one project.
-    pub async fn spawn(ctx: SessionContext, tenant: TenantId, project: ProjectId) -> Result<Self> {
-        let timeout = ctx.settings.call_timeout;
-        let (actor, _) = Actor::spawn(None, Project::new(ctx), ProjectArgs { tenant, project })
-            .await
-            .map_err(|e| {
-                SessionError::Unavailable(format!("cannot start project supervisor: {e}"))
-            })?;
-        Ok(Self { actor, timeout })
-    }
-
-    async fn call<T: Send + 'static>(
-        &self,
-        build: impl FnOnce(RpcReplyPort<T>) -> ProjectMsg,
-    ) -> Result<T> {
-        call_result(self.actor.call(build, Some(self.timeout)).await, || {
-            "project supervisor".into()
-        })
-    }
-
-    /// The session's actor, spawned from `meta` if not resident.
-    pub async fn activate(&self, meta: SessionMeta) -> Result<SessionHandle> {
-        self.call(|reply| ProjectMsg::Activate {
-            meta: Box::new(meta),
-            reply,
-        })
-        .await?
-    }
-
-    /// The project's live session actors.
-    pub async fn residents(&self) -> Result<Vec<SessionHandle>> {
-        self.call(|reply| ProjectMsg::Residents { reply }).await
-    }
-
-    /// Runs a retention pass now; returns the sessions it deleted.
-    pub async fn sweep(&self) -> Result<Vec<SessionId>> {
-        let timeout = self.timeout * 4;
-        call_result(
-            self.actor
-                .call(
-                    |reply| ProjectMsg::Sweep { reply: Some(reply) },
-                    Some(timeout),
-                )
-                .await,
-            || "retention sweep".into(),
-        )
-    }
-
-    /// Stops the supervisor at once; its sessions are killed without cleanup (as in
-    /// a crash: their runs are marked interrupted by the next owner).
-    pub fn stop(&self) {
-        self.actor.stop(None);
-    }
-
-    /// Stops its sessions gracefully (each releases its lease), then itself.
-    pub async fn stop_and_wait(&self) {
-        let timeout = Some(self.timeout);
-        self.actor
-            .stop_children_and_wait(Some("node stopping".into()), timeout)
-            .await;
-        let _ = self.actor.stop_and_wait(None, timeout).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn restart_intensity_is_three_in_sixty_seconds() {
-        let mut st = ProjectState {
-            tenant: "t".parse().unwrap(),
-            project: "p".parse().unwrap(),
-            children: HashMap::new(),
-            by_actor: HashMap::new(),
-            crashes: HashMap::new(),
-            enforcing: false,
-            enforce_again: false,
-            sweep_waiters: Vec::new(),
-            pass_waiters: Vec::new(),
-            last_pass: None,
-            pass_timer: None,
-        };
-        let id = SessionId::generate();
-        let t0 = Instant::now();
-        assert!(st.may_restart(id, t0));
-        assert!(st.may_restart(id, t0 + Duration::from_secs(1)));
-        assert!(st.may_restart(id, t0 + Duration::from_secs(2)));
-        assert!(!st.may_restart(id, t0 + Duration::from_secs(3)));
-        // Old crashes age out of the window.
-        assert!(st.may_restart(id, t0 + Duration::from_secs(200)));
+    /// Arms the idle check when there is nothing to do, and drops it when there is
+    /// (a timer is a task holding the actor: it must not outlive the idleness).
+    fn arm_idle(&self, me: &ActorRef<ProjectMsg>, state: &mut ProjectState) {
+        let after = self.ctx.settings.project_idle_after;
+        match state.idle_left(Instant::now(), after) {
+            None => state.idle_timer = None,
+            Some(_) if state.idle_timer.is_some() => {}
+            Some(wait) => {
+                state.idle_timer = Some(Timer(me.send_after(wait, || ProjectMsg::IdleCheck)));
+            }
+        }
     }
 }

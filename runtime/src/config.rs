@@ -94,7 +94,14 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// How often the node looks for dead nodes whose sessions it should take over.
     pub recovery_interval: Duration,
+    /// Most requests forwarded by other nodes that this node serves at once; past
+    /// it, a forwarded request is answered `unavailable` at once (its caller
+    /// retries) rather than queued.
+    pub max_served_forwards: usize,
 }
+
+/// The default of [`Config::max_served_forwards`].
+pub const DEFAULT_MAX_SERVED_FORWARDS: usize = 256;
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7411";
@@ -162,6 +169,7 @@ impl Default for Config {
             advertise: None,
             drain_timeout: Duration::from_secs(10),
             recovery_interval: Duration::from_secs(2),
+            max_served_forwards: DEFAULT_MAX_SERVED_FORWARDS,
         }
     }
 }

@@ -10,7 +10,8 @@
 //!   `writer_failed_writes_total{reason}` (the group-commit writer, sessiond-actors)
 //! - `forwards_total{outcome}` (answered, remote_error, not_holder, no_answer,
 //!   bus_error) and `forward_seconds` (answered ones) on the forwarding node;
-//!   `forwards_served_total{outcome}` (ok, error, not_holder) on the holder
+//!   `forwards_served_total{outcome}` (ok, error, not_holder, and busy: refused at
+//!   once past `[node] max_served_forwards` in flight) on the holder
 //! - `recovered_sessions_total` (sessions of dead nodes activated here by the
 //!   recovery sweep), `heartbeat_failures_total`, `leases_lost_total` (a session
 //!   stopped because another node took it, sessiond-actors)

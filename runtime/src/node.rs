@@ -1,11 +1,21 @@
 //! The node: wires a backend, the writer, the drivers and the project supervisors,
 //! and runs the session operations the API decodes.
 //!
+//! The node is made of parts, each owning its state and starting its own tasks
+//! (`start(tasks, stop)`): [`leases::Leases`] (heartbeat, lease renewal),
+//! [`recovery::Recovery`] (the sweep over dead nodes), [`inbox::Inbox`] (the
+//! forwarder and the bound on forwarded requests served at once),
+//! [`projects::Projects`] (starting supervisors, the retention sweep) and
+//! [`drain::Drain`] (the stop flag and the drain deadline). Every task the node
+//! starts is on one [`TaskTracker`]: a stop waits for them (bounded) before the
+//! node leaves the registry. The live actors are in the registries of
+//! [`SessionContext`], kept by the supervisors.
+//!
 //! # Layout
 //! - this file: start, activation of sessions, shutdown
 //! - `routing`: where an operation runs (here, forwarded, or from the store)
 //! - `forward`: the request/reply protocol between nodes' inboxes
-//! - `inbox`: this node's inbox, kept subscribed
+//! - `inbox`: this node's inbox, kept subscribed, and the bound on served forwards
 //! - `leases`: the heartbeat and the renewal of held leases
 //! - `recovery`: taking over the sessions of dead nodes
 //! - `drain`: waiting for runs to finish on a graceful stop
@@ -25,17 +35,18 @@ pub(crate) use forward::ForwardError;
 
 pub use projects::{ListQuery, NodeInfo, Preview, PreviewStatus, ProjectEventStream, SessionPage};
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sessiond_actors::{
-    DriverRegistry, LeaseBook, ProjectHandle, SessionContext, SessionHandle, Writer,
+    DriverRegistry, LeaseBook, ProjectHandle, SessionContext, SessionError, SessionHandle, Writer,
 };
 use sessiond_store::{
     Backend, NodeId, ProjectId, SessionConfig, SessionId, SessionKey, SessionMeta, TenantId,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, StoreConfig};
 use crate::error::{Error, Result};
@@ -82,21 +93,39 @@ struct Inner {
     id: NodeId,
     config: Config,
     backend: Backend,
+    /// What the actors share, the registries of live sessions and supervisors
+    /// among it.
     ctx: SessionContext,
-    projects: tokio::sync::Mutex<HashMap<(TenantId, ProjectId), ProjectHandle>>,
-    resident: Mutex<HashMap<(TenantId, SessionId), SessionHandle>>,
     writer_task: Mutex<Option<JoinHandle<()>>>,
-    /// Ends background tasks (lease renewal).
+    /// Every task the node starts (the parts' loops, the notice publisher, each
+    /// forwarded request served): a stop waits for them.
+    tasks: TaskTracker,
+    /// Ends the tasks, once the sessions have stopped.
     stop: CancellationToken,
-    /// Ends event streams when a stop begins.
-    stopping: CancellationToken,
-    /// Set when a stop begins: no new activations.
-    draining: std::sync::atomic::AtomicBool,
-    /// Commands this node forwarded, waiting for answers.
-    forwarder: forward::Forwarder,
-    /// When this node started.
-    started_at_ms: i64,
+    /// Heartbeat and lease renewal.
+    leases: leases::Leases,
+    /// The sweep over dead nodes.
+    recovery: recovery::Recovery,
+    /// The forwarder and the bound on served forwards.
+    inbox: inbox::Inbox,
+    /// Starting supervisors, and the retention sweep.
+    projects: projects::Projects,
+    /// The stop flag and the drain deadline.
+    drain: drain::Drain,
 }
+
+impl Drop for Inner {
+    // A node dropped without a stop (every clone gone) is as good as dead: its tasks
+    // end too, rather than heartbeat and renew leases for it forever.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// How long a stop waits for the node's tasks to end once told to (they end at
+/// their next step; a store call they are in is bounded by its own deadline), so a
+/// stuck one cannot hold the stop.
+pub const TASKS_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -135,6 +164,7 @@ impl Node {
     pub fn with_backend(config: Config, backend: Backend, drivers: DriverRegistry) -> Self {
         let id = config.node_id.clone().unwrap_or_else(NodeId::generate);
         let (writer, writer_task) = Writer::spawn(backend.sessions.clone(), config.writer.clone());
+        let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
         let ctx = SessionContext {
             store: backend.sessions.clone(),
             leases: backend.leases.clone(),
@@ -144,54 +174,47 @@ impl Node {
             settings: config.session.clone(),
             lease_book: LeaseBook::default(),
             nodes: backend.nodes.clone(),
-            notices: sessiond_actors::Notices::spawn(backend.bus.clone()),
+            notices: sessiond_actors::Notices::start(backend.bus.clone(), &tasks, stop.clone()),
             settled: Default::default(),
+            residents: Default::default(),
+            supervisors: Default::default(),
         };
-        let stop = CancellationToken::new();
-        tokio::spawn(leases::keep_leases(
-            ctx.clone(),
-            backend.clone(),
-            stop.clone(),
-        ));
         // Installed before the first metric is recorded.
         crate::metrics::handle();
-        tokio::spawn(crate::metrics::upkeep(stop.clone()));
+        tasks.spawn(crate::metrics::upkeep(stop.clone()));
         tracing::info!(node_id = %id, store = backend.kind, "node started");
-        let (id_for_forwarder, bus_for_forwarder) = (id.clone(), backend.bus.clone());
         let node = Self {
             inner: Arc::new(Inner {
+                leases: leases::Leases::new(&id, &config, &backend, ctx.lease_book.clone()),
+                recovery: recovery::Recovery::new(&config),
+                inbox: inbox::Inbox::new(&id, &config, &backend),
+                projects: projects::Projects::new(&config),
+                drain: drain::Drain::new(&config),
                 id,
                 config,
                 backend,
                 ctx,
-                projects: Default::default(),
-                resident: Default::default(),
                 writer_task: Mutex::new(Some(writer_task)),
+                tasks,
                 stop,
-                stopping: CancellationToken::new(),
-                draining: Default::default(),
-                forwarder: forward::Forwarder::new(id_for_forwarder, bus_for_forwarder),
-                started_at_ms: sessiond_store::now_ms(),
             }),
         };
-        let weak = Arc::downgrade(&node.inner);
-        let stop = node.inner.stop.clone();
-        tokio::spawn(projects::sweep_retention(weak.clone(), stop.clone()));
-        tokio::spawn(leases::heartbeat(weak.clone(), stop.clone()));
-        tokio::spawn(recovery::recovery_sweep(weak.clone(), stop.clone()));
-        tokio::spawn(inbox::keep_inbox(weak, node.inner.forwarder.clone(), stop));
+        // The parts' loops hold the node weakly: a node dropped without a stop
+        // ends them too.
+        let (inner, weak) = (&node.inner, Arc::downgrade(&node.inner));
+        inner.leases.start(&inner.tasks, &inner.stop);
+        inner
+            .recovery
+            .start(weak.clone(), &inner.tasks, &inner.stop);
+        inner.inbox.start(weak.clone(), &inner.tasks, &inner.stop);
+        inner.projects.start(weak, &inner.tasks, &inner.stop);
         node
     }
 
-    /// The session's actor if it is resident here.
+    /// The session's actor if it is resident here (activated, or restarted by its
+    /// supervisor after a crash).
     fn resident(&self, tenant: &TenantId, id: SessionId) -> Option<SessionHandle> {
-        self.inner
-            .resident
-            .lock()
-            .expect("resident lock")
-            .get(&(tenant.clone(), id))
-            .filter(|h| h.is_alive())
-            .cloned()
+        self.inner.ctx.residents.get(tenant, id)
     }
 
     /// A stopping node activates no session (it would not be stopped, or its run
@@ -207,9 +230,7 @@ impl Node {
 
     /// Whether a stop has begun.
     pub fn is_draining(&self) -> bool {
-        self.inner
-            .draining
-            .load(std::sync::atomic::Ordering::SeqCst)
+        self.inner.drain.is_draining()
     }
 
     /// This node's id.
@@ -232,51 +253,61 @@ impl Node {
         &self.inner.ctx.drivers
     }
 
+    /// The project's supervisor, started if none runs (an idle one stops by itself;
+    /// one found stopping is replaced).
     async fn project(&self, tenant: &TenantId, project: &ProjectId) -> Result<ProjectHandle> {
-        let mut projects = self.inner.projects.lock().await;
-        let key = (tenant.clone(), project.clone());
-        if let Some(p) = projects.get(&key) {
-            return Ok(p.clone());
+        let _starting = self.inner.projects.starting().await;
+        if let Some(p) = self.inner.ctx.supervisors.get(tenant, project) {
+            return Ok(p);
         }
         // Checked under the lock the stop takes to collect the supervisors: a
         // supervisor started after that would never be stopped.
         self.refuse_if_draining()?;
-        let p =
-            ProjectHandle::spawn(self.inner.ctx.clone(), tenant.clone(), project.clone()).await?;
-        projects.insert(key, p.clone());
-        Ok(p)
+        // It enters itself in the supervisors' registry.
+        Ok(ProjectHandle::spawn(self.inner.ctx.clone(), tenant.clone(), project.clone()).await?)
+    }
+
+    /// Runs `call` on the project's supervisor; if that one stopped (idle) before
+    /// it answered, once more on a new one (the call had no effect).
+    async fn on_project<T, F, Fut>(
+        &self,
+        tenant: &TenantId,
+        project: &ProjectId,
+        call: F,
+    ) -> Result<T>
+    where
+        F: Fn(ProjectHandle) -> Fut,
+        Fut: std::future::Future<Output = sessiond_actors::Result<T>>,
+    {
+        let p = self.project(tenant, project).await?;
+        match call(p.clone()).await {
+            Err(SessionError::Stopped(_)) if !p.is_alive() => {
+                Ok(call(self.project(tenant, project).await?).await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// The session's actor, activated here if it is not resident.
     async fn session(&self, tenant: &TenantId, id: SessionId) -> Result<SessionHandle> {
-        let key = (tenant.clone(), id);
-        if let Some(h) = self.inner.resident.lock().expect("resident lock").get(&key)
-            && h.is_alive()
-        {
-            return Ok(h.clone());
+        if let Some(h) = self.resident(tenant, id) {
+            return Ok(h);
         }
         self.refuse_if_draining()?;
         let meta = self.load(tenant, id).await?;
-        let handle = self
-            .project(tenant, &meta.project)
-            .await?
-            .activate(meta)
-            .await?;
-        self.inner
-            .resident
-            .lock()
-            .expect("resident lock")
-            .insert(key, handle.clone());
-        Ok(handle)
+        let project = meta.project.clone();
+        // The supervisor enters the actor in the residents.
+        self.on_project(tenant, &project, |p| {
+            let meta = meta.clone();
+            async move { p.activate(meta).await }
+        })
+        .await
     }
 
-    /// Drops a session's handle from the resident map (after a delete).
+    /// Drops a deleted session's actor from the residents at once (it is ending;
+    /// its supervisor would remove it when it has).
     pub(crate) fn forget_resident(&self, tenant: &TenantId, id: SessionId) {
-        self.inner
-            .resident
-            .lock()
-            .expect("resident lock")
-            .remove(&(tenant.clone(), id));
+        self.inner.ctx.residents.forget(tenant, id);
     }
 
     async fn load(&self, tenant: &TenantId, id: SessionId) -> Result<SessionMeta> {
@@ -301,40 +332,59 @@ impl Node {
 
     /// How many sessions are resident on this node.
     pub fn resident_count(&self) -> usize {
-        let mut map = self.inner.resident.lock().expect("resident lock");
-        map.retain(|_, h| h.is_alive());
-        map.len()
+        self.inner.ctx.residents.len()
+    }
+
+    /// How many project supervisors run on this node (an idle one stops).
+    #[doc(hidden)]
+    pub fn supervisor_count(&self) -> usize {
+        self.inner.ctx.supervisors.len()
+    }
+
+    /// How many of the node's tasks have not ended (none once a stop returned).
+    #[doc(hidden)]
+    pub fn running_tasks(&self) -> usize {
+        self.inner.tasks.len()
     }
 
     /// Fires when the node begins to stop: long-lived responses (event streams) end
     /// on it so the HTTP server can finish.
     pub fn stopping(&self) -> CancellationToken {
-        self.inner.stopping.clone()
+        self.inner.drain.stopping()
     }
 
-    /// Stops the node: sessions stop (their leases are released), then the writer
-    /// commits what is queued, up to the flush timeout.
+    /// Stops the node: runs drain, sessions stop (their leases are released), the
+    /// node's tasks end (waited for, up to [`TASKS_STOP_TIMEOUT`]), the writer
+    /// commits what is queued (up to the flush timeout), and the node leaves the
+    /// registry.
     pub async fn shutdown(&self) {
-        self.inner
-            .draining
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.inner.stopping.cancel();
+        self.inner.drain.begin();
         self.drain().await;
         // Sessions stop (and release their leases) while the inbox still answers
         // forwards (`not_holder` sends callers to look again) and leases renew.
-        let projects: Vec<_> = self
-            .inner
-            .projects
-            .lock()
-            .await
-            .drain()
-            .map(|(_, p)| p)
-            .collect();
+        // Collected under the lock activations take to start a supervisor: none
+        // starts after this (they see the stop flag).
+        let projects = {
+            let _starting = self.inner.projects.starting().await;
+            self.inner.ctx.supervisors.all()
+        };
         for p in &projects {
             p.stop_and_wait().await;
         }
+        // Now the tasks: the heartbeat must be over before the node leaves the
+        // registry (or it would enter it again), and nothing may run on a node
+        // reported stopped.
         self.inner.stop.cancel();
-        self.inner.resident.lock().expect("resident lock").clear();
+        self.inner.tasks.close();
+        if tokio::time::timeout(TASKS_STOP_TIMEOUT, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = self.inner.tasks.len(),
+                "node tasks did not end before the shutdown deadline"
+            );
+        }
         let task = self.inner.writer_task.lock().expect("writer lock").take();
         if let Some(task) = task {
             // The writer ends once every handle is gone; sessions held the others.

@@ -36,6 +36,8 @@ pub(crate) fn context_with(b: &Backend, tune: impl FnOnce(&mut SessionSettings))
         nodes: b.nodes.clone(),
         notices: sessiond_actors::Notices::spawn(b.bus.clone()),
         settled: Default::default(),
+        residents: Default::default(),
+        supervisors: Default::default(),
     }
 }
 

@@ -27,6 +27,8 @@
 //! [node]
 //! drain_timeout_ms = 10000
 //! recovery_interval_ms = 2000
+//! max_served_forwards = 256          # forwarded requests served at once
+//! project_idle_after_ms = 60000      # stop a project supervisor idle this long
 //!
 //! [retention]                        # default for projects that set none
 //! max_sessions = 5
@@ -147,6 +149,11 @@ impl FileConfig {
             })?;
         let mut session = self.session.to_settings()?;
         session.default_retention = self.retention.policy()?;
+        session.project_idle_after = millis(
+            "node.project_idle_after_ms",
+            self.node.project_idle_after_ms,
+            100..=DAY_MS,
+        )?;
         Ok(Config {
             listen: self.listen,
             store,
@@ -170,6 +177,11 @@ impl FileConfig {
                 self.node.recovery_interval_ms,
                 50..=600_000,
             )?,
+            max_served_forwards: within(
+                "node.max_served_forwards",
+                self.node.max_served_forwards,
+                1..=100_000,
+            )?,
             ..Config::default()
         })
     }
@@ -185,6 +197,14 @@ pub struct NodeSection {
     /// How often the node looks for dead nodes whose sessions it should take over
     /// (50..=600000, default 2000).
     pub recovery_interval_ms: u64,
+    /// Most requests forwarded by other nodes served at once (1..=100000, default
+    /// 256); past it, a forwarded request is answered 503 `unavailable` at once
+    /// ("node busy"), and its caller retries, rather than queued.
+    pub max_served_forwards: usize,
+    /// A project supervisor with no resident session and no retention pass
+    /// pending stops after this long; the next request for the project starts
+    /// another (100..=86400000, default 60000).
+    pub project_idle_after_ms: u64,
 }
 
 impl Default for NodeSection {
@@ -193,6 +213,8 @@ impl Default for NodeSection {
         Self {
             drain_timeout_ms: as_millis(node.drain_timeout),
             recovery_interval_ms: as_millis(node.recovery_interval),
+            max_served_forwards: node.max_served_forwards,
+            project_idle_after_ms: as_millis(node.session.project_idle_after),
         }
     }
 }

@@ -1,11 +1,49 @@
 //! Drain: on a graceful stop, wait (up to the drain timeout) for the resident
 //! sessions' runs to finish before they stop.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sessiond_actors::{ProjectHandle, SessionHandle};
+use tokio_util::sync::CancellationToken;
 
 use super::Node;
+use crate::config::Config;
+
+/// The drain part: whether a stop has begun, what ends the long-lived responses
+/// when it does, and how long runs may go on.
+pub(super) struct Drain {
+    /// Set when a stop begins: no new activations.
+    draining: AtomicBool,
+    /// Ends event streams when a stop begins.
+    stopping: CancellationToken,
+    timeout: Duration,
+}
+
+impl Drain {
+    pub(super) fn new(config: &Config) -> Self {
+        Self {
+            draining: AtomicBool::new(false),
+            stopping: CancellationToken::new(),
+            timeout: config.drain_timeout,
+        }
+    }
+
+    /// A stop begins: no activation from now on, event streams end.
+    pub(super) fn begin(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.stopping.cancel();
+    }
+
+    /// Whether a stop has begun.
+    pub(super) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Fires when a stop begins.
+    pub(super) fn stopping(&self) -> CancellationToken {
+        self.stopping.clone()
+    }
+}
 
 impl Node {
     /// Waits, up to the drain timeout, until no resident session has a run or a
@@ -13,24 +51,15 @@ impl Node {
     /// on whichever node; leases keep being renewed meanwhile). Runs still going
     /// after it are cancelled by the stop and marked interrupted by the next owner.
     pub(super) async fn drain(&self) {
-        let deadline = tokio::time::Instant::now() + self.inner.config.drain_timeout;
+        let deadline = tokio::time::Instant::now() + self.inner.drain.timeout;
         let mut reported = None;
         loop {
             // Registered before the look, so a run ending during it still wakes us.
             let settled = self.inner.ctx.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
-            // From the supervisors: they know an actor restarted after a crash,
-            // which the node's map (filled by activations) does not.
-            let projects: Vec<ProjectHandle> =
-                self.inner.projects.lock().await.values().cloned().collect();
-            let mut handles: Vec<SessionHandle> = Vec::new();
-            for p in &projects {
-                match p.residents().await {
-                    Ok(live) => handles.extend(live),
-                    Err(e) => tracing::debug!(error = %e, "a project did not list its sessions"),
-                }
-            }
+            // Kept by the supervisors, so an actor restarted after a crash is in.
+            let handles = self.inner.ctx.residents.all();
             let mut busy = 0;
             for h in &handles {
                 if !h.is_settled().await.unwrap_or(true) {

@@ -46,6 +46,14 @@ impl WireError {
         }
     }
 
+    /// The holder's answer past its bound on forwarded requests served at once.
+    pub(crate) fn busy() -> Self {
+        Self {
+            code: WireCode::Api(ErrorCode::Unavailable),
+            message: "node busy: too many forwarded requests in flight; retry".into(),
+        }
+    }
+
     /// Whether the holder answered that it does not hold the session.
     pub(crate) fn is_not_holder(&self) -> bool {
         self.code == WireCode::NotHolder

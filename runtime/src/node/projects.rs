@@ -1,7 +1,9 @@
 //! Operations over a project: list with filters and cursor, resolve a key,
-//! children, preview of many sessions, retention, project events, node info.
+//! children, preview of many sessions, retention, project events, node info; and
+//! the projects part, which starts supervisors and runs the retention sweep.
 
 use std::sync::Weak;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -10,9 +12,40 @@ use sessiond_store::{
     SessionMeta, SessionStatus, TenantId, TimestampMs, codec,
 };
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{Inner, Node};
+use crate::config::Config;
 use crate::error::{Error, Result};
+
+/// The projects part: the lock under which supervisors start (so a project gets
+/// one, and a stop collects every one), and the retention sweep. The supervisors
+/// themselves are in the context's registry, which they keep: an idle one stops
+/// and leaves it.
+pub(super) struct Projects {
+    starting: tokio::sync::Mutex<()>,
+    sweep_every: Duration,
+}
+
+impl Projects {
+    pub(super) fn new(config: &Config) -> Self {
+        Self {
+            starting: tokio::sync::Mutex::new(()),
+            sweep_every: config.retention_sweep,
+        }
+    }
+
+    /// Held while a supervisor is looked up and started, and while a stop collects
+    /// them.
+    pub(super) async fn starting(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.starting.lock().await
+    }
+
+    /// Starts the retention sweep, until `stop`.
+    pub(super) fn start(&self, node: Weak<Inner>, tasks: &TaskTracker, stop: &CancellationToken) {
+        tasks.spawn(sweep_retention(node, self.sweep_every, stop.clone()));
+    }
+}
 
 /// Sessions read from the store at once while listing.
 const LOAD_CONCURRENCY: usize = 16;
@@ -261,7 +294,10 @@ impl Node {
         tenant: &TenantId,
         project: &ProjectId,
     ) -> Result<Vec<SessionId>> {
-        let deleted = self.project(tenant, project).await?.sweep().await?;
+        // The supervisor a sweep starts stops again once idle.
+        let deleted = self
+            .on_project(tenant, project, |p| async move { p.sweep().await })
+            .await?;
         for id in &deleted {
             self.forget_resident(tenant, *id);
         }
@@ -324,13 +360,9 @@ impl Node {
     }
 }
 
-/// Enforces retention on every project of the node's tenant, every
-/// `retention_sweep`, until the node stops.
-pub(super) async fn sweep_retention(node: Weak<Inner>, stop: CancellationToken) {
-    let period = match node.upgrade() {
-        Some(inner) => inner.config.retention_sweep,
-        None => return,
-    };
+/// Enforces retention on every project of the node's tenant, every `period`,
+/// until the node stops.
+async fn sweep_retention(node: Weak<Inner>, period: Duration, stop: CancellationToken) {
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -350,6 +382,10 @@ pub(super) async fn sweep_retention(node: Weak<Inner>, stop: CancellationToken) 
             }
         };
         for project in projects {
+            // A stop starts no supervisor: the rest waits for another life.
+            if node.is_draining() {
+                return;
+            }
             if let Err(e) = node.sweep_project(&tenant, &project).await {
                 tracing::warn!(%project, error = %e, "retention sweep failed");
             }

@@ -2,12 +2,35 @@
 //! those this node held in its previous life), and the live peers.
 
 use std::sync::Weak;
+use std::time::Duration;
 
 use sessiond_store::{NodeRecord, now_ms};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{Inner, Node};
+use crate::config::Config;
 use crate::error::{Error, Result};
+
+/// The recovery part: the sweep that takes over the sessions of dead nodes, every
+/// `recovery_interval`.
+pub(super) struct Recovery {
+    interval: Duration,
+}
+
+impl Recovery {
+    pub(super) fn new(config: &Config) -> Self {
+        Self {
+            interval: config.recovery_interval,
+        }
+    }
+
+    /// Starts the sweep, until `stop`. It activates sessions, so it needs the node
+    /// (held weakly between sweeps).
+    pub(super) fn start(&self, node: Weak<Inner>, tasks: &TaskTracker, stop: &CancellationToken) {
+        tasks.spawn(recovery_sweep(node, self.interval, stop.clone()));
+    }
+}
 
 impl Node {
     /// The live peers (heartbeat not expired), this node excluded.
@@ -80,7 +103,7 @@ impl Node {
 
 /// Every `recovery_interval`: takes over the sessions of dead nodes (and, once at
 /// start, those this node held in its previous life).
-pub(super) async fn recovery_sweep(node: Weak<Inner>, stop: CancellationToken) {
+async fn recovery_sweep(node: Weak<Inner>, interval: Duration, stop: CancellationToken) {
     // This node's previous life's sessions: taken back at start, and again each
     // sweep until every one is accounted for (an activation can fail, and no
     // other node takes the sessions of a node that is alive).
@@ -88,7 +111,6 @@ pub(super) async fn recovery_sweep(node: Weak<Inner>, stop: CancellationToken) {
     loop {
         let Some(inner) = node.upgrade() else { return };
         let n = Node { inner };
-        let interval = n.config().recovery_interval;
         if own_pending && !n.is_draining() {
             match n.recover_from(&n.id().clone()).await {
                 Ok(done) => own_pending = !done,

@@ -54,6 +54,7 @@ impl Node {
                     let started = std::time::Instant::now();
                     let forwarded = self
                         .inner
+                        .inbox
                         .forwarder
                         .forward(&holder, tenant, id, O::NAME, args, timeout)
                         .await;
@@ -152,7 +153,7 @@ impl Node {
         };
         metrics::counter!("sessiond_forwards_served_total", "outcome" => outcome).increment(1);
         let answer = Envelope::Response { id, result };
-        if let Err(e) = self.inner.forwarder.publish(&from, &answer).await {
+        if let Err(e) = self.inner.inbox.forwarder.publish(&from, &answer).await {
             tracing::warn!(to = %from, error = %e, "forwarded answer not sent");
         }
     }
@@ -172,9 +173,9 @@ impl Node {
         };
         let handle = match self.resident(tenant, session) {
             Some(handle) => Some(handle),
-            // Not in the map, yet this node may hold the lease: an actor its
-            // supervisor restarted after a crash (the map still has the dead
-            // handle). Served as a local request would be.
+            // Not resident, yet this node may hold the lease: an actor still
+            // starting, or being restarted by its supervisor after a crash. Served
+            // as a local request would be.
             None => match self.backend().leases.owner(tenant, session).await {
                 Ok(Some(owner)) if owner == *self.id() => self.session(tenant, session).await.ok(),
                 _ => None,

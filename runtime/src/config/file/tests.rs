@@ -118,6 +118,14 @@ fn out_of_range_values_name_the_key_and_the_range() {
             "node.recovery_interval_ms must be between 50 and 600000",
         ),
         (
+            "[node]\nmax_served_forwards = 0",
+            "node.max_served_forwards must be between 1 and 100000",
+        ),
+        (
+            "[node]\nproject_idle_after_ms = 99",
+            "node.project_idle_after_ms must be between 100 and 86400000",
+        ),
+        (
             "[retention]\nmax_age_days = 366",
             "retention.max_age_days must be between 1 and 365",
         ),
@@ -172,4 +180,14 @@ fn the_store_is_memory_then_redis_then_sqlite() {
             data_dir: DEFAULT_DATA_DIR.into()
         }
     );
+}
+
+#[test]
+fn the_node_bounds_are_read() {
+    let c = config("[node]\nmax_served_forwards = 8\nproject_idle_after_ms = 5000\n").unwrap();
+    assert_eq!(c.max_served_forwards, 8);
+    assert_eq!(c.session.project_idle_after.as_millis(), 5000);
+    let d = Config::default();
+    assert_eq!(d.max_served_forwards, 256);
+    assert_eq!(d.session.project_idle_after.as_secs(), 60);
 }
