@@ -32,14 +32,9 @@ impl Node {
         let mut op = op;
         for hop in 0..MAX_HOPS {
             if let Some(handle) = self.resident(tenant, id) {
-                match op
-                    .clone()
-                    .serve(Here::actor(self, tenant, id, &handle))
-                    .await
-                {
-                    // It stopped before it saw the request: look again.
-                    Err(Error::Unavailable(_)) if !handle.is_alive() => continue,
-                    other => return other,
+                match self.run_here(tenant, id, &handle, &op).await {
+                    Some(answer) => return answer,
+                    None => continue,
                 }
             }
             let holder = self.backend().leases.owner(tenant, id).await?;
@@ -100,16 +95,10 @@ impl Node {
                 _ => {
                     // A stopping node refuses to activate (in `session`).
                     match self.session(tenant, id).await {
-                        Ok(handle) => {
-                            match op
-                                .clone()
-                                .serve(Here::actor(self, tenant, id, &handle))
-                                .await
-                            {
-                                Err(Error::Unavailable(_)) if !handle.is_alive() => continue,
-                                other => return other,
-                            }
-                        }
+                        Ok(handle) => match self.run_here(tenant, id, &handle, &op).await {
+                            Some(answer) => return answer,
+                            None => continue,
+                        },
                         Err(Error::Unavailable(m)) => {
                             // Another node won the race for the lease: forward to it.
                             match self.backend().leases.owner(tenant, id).await? {
@@ -125,6 +114,25 @@ impl Node {
         Err(Error::Unavailable(format!(
             "session {id} kept moving between nodes; retry"
         )))
+    }
+
+    /// Runs `op` on the session's actor here; `None` when the actor stopped before
+    /// it saw the request (passivated, restarted, stopping): the caller looks again.
+    async fn run_here<O: Serve>(
+        &self,
+        tenant: &TenantId,
+        id: SessionId,
+        handle: &sessiond_actors::SessionHandle,
+        op: &O,
+    ) -> Option<Result<O::Reply>> {
+        match op
+            .clone()
+            .serve(Here::actor(self, tenant, id, handle))
+            .await
+        {
+            Err(Error::Unavailable(_)) if !handle.is_alive() => None,
+            answer => Some(answer),
+        }
     }
 
     /// Answers one forwarded request: only a resident session is served (the
