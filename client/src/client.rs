@@ -88,6 +88,14 @@ impl Client {
         }
     }
 
+    /// How long a call of an operation with `deadline` waits for its answer.
+    pub(crate) fn timeout_for(&self, deadline: Deadline) -> Duration {
+        match deadline {
+            Deadline::Call => self.timeout,
+            Deadline::RunEnd | Deadline::Abort => self.timeout + Duration::from_secs(30),
+        }
+    }
+
     pub(crate) fn token(&self) -> Option<&str> {
         self.token.as_deref()
     }
@@ -108,10 +116,7 @@ impl Client {
         if let Some(body) = &req.body {
             builder = builder.json(body);
         }
-        let timeout = match O::DEADLINE {
-            Deadline::Call => self.timeout,
-            Deadline::RunEnd | Deadline::Abort => self.timeout + Duration::from_secs(30),
-        };
+        let timeout = self.timeout_for(O::DEADLINE);
         let resp = self.execute(builder.timeout(timeout)).await?;
         if resp.status().as_u16() == 204 {
             return serde_json::from_value(serde_json::Value::Null).map_err(|e| {

@@ -168,6 +168,15 @@ pub enum Error {
     /// The WebSocket failed.
     #[error("websocket: {0}")]
     WebSocket(#[source] Box<tokio_tungstenite::tungstenite::Error>),
+    /// No answer within the client's deadline (the operation may or may not have
+    /// been applied).
+    #[error("no answer to {what} within {after:?}")]
+    TimedOut {
+        /// The operation.
+        what: &'static str,
+        /// How long the client waited.
+        after: std::time::Duration,
+    },
     /// The client was given something it cannot use (a bad URL, an unencodable
     /// request).
     #[error("{0}")]

@@ -2,6 +2,7 @@
 //! with `Last-Event-ID` (no gap, no repeat), and a project's live stream.
 
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -61,9 +62,24 @@ pub struct EventStream {
     client: Client,
     id: String,
     last_seq: Option<u64>,
-    open: Option<SseStream>,
+    open: Option<Open>,
+    /// Connections in a row that ended before they delivered a message or a
+    /// status (a server that answers and fails at once): each waits longer.
+    empty_drops: u32,
     ended: bool,
 }
+
+/// An open connection: its events, and when its last bytes arrived (keep-alive
+/// comments included, which the event parser does not show).
+struct Open {
+    events: SseStream,
+    last_bytes: Arc<Mutex<tokio::time::Instant>>,
+    delivered: bool,
+}
+
+/// A connection that received not even a keep-alive (sent every 15 s) for this
+/// long is taken for dead and replaced.
+const IDLE: Duration = Duration::from_secs(45);
 
 impl std::fmt::Debug for EventStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,6 +97,7 @@ impl EventStream {
             id: id.to_string(),
             last_seq: after_seq,
             open: None,
+            empty_drops: 0,
             ended: false,
         }
     }
@@ -113,7 +130,7 @@ impl EventStream {
                     .when(|e: &Error| e.code().is_none_or(|c| c.is_transient()))
                     .await;
                 match opened {
-                    Ok(stream) => self.open = Some(stream),
+                    Ok(open) => self.open = Some(open),
                     Err(e) => {
                         self.ended = true;
                         return Some(Err(e));
@@ -121,19 +138,49 @@ impl EventStream {
                 }
                 continue;
             };
-            match open.next().await {
+            let next = tokio::select! {
+                next = open.events.next() => next,
+                () = idle(&open.last_bytes) => None,
+            };
+            match next {
                 Some(Ok(ev)) => match parse_session_event(&ev.event, &ev.data) {
                     Ok(Some(event)) => {
-                        if let Event::Message(m) = &event {
-                            self.last_seq = Some(m.seq);
+                        match &event {
+                            Event::Message(m) => {
+                                self.last_seq = Some(m.seq);
+                                open.delivered = true;
+                            }
+                            Event::Status(_) => open.delivered = true,
+                            _ => {}
+                        }
+                        if open.delivered {
+                            self.empty_drops = 0;
                         }
                         return Some(Ok(event));
                     }
                     Ok(None) => continue,
                     Err(e) => return Some(Err(e)),
                 },
-                // Dropped (or ended by the server after an `error` event): resume.
-                Some(Err(_)) | None => self.open = None,
+                // Dropped, silent, or ended by the server after an `error` event:
+                // resume, after a pause when it delivered nothing.
+                Some(Err(_)) | None => {
+                    let delivered = open.delivered;
+                    self.open = None;
+                    if !delivered {
+                        self.empty_drops += 1;
+                        if self.empty_drops > MAX_RECONNECTS {
+                            self.ended = true;
+                            return Some(Err(Error::Unexpected {
+                                status: 200,
+                                detail: format!(
+                                    "the event stream ended {MAX_RECONNECTS} times in a row without an event"
+                                ),
+                            }));
+                        }
+                        let wait = Duration::from_millis(100 << self.empty_drops.min(6));
+                        tokio::time::sleep(wait.min(MAX_BACKOFF)).await;
+                    }
+                }
             }
         }
     }
@@ -144,8 +191,20 @@ impl EventStream {
     }
 }
 
+/// Resolves once `last_bytes` is [`IDLE`] old.
+async fn idle(last_bytes: &Mutex<tokio::time::Instant>) {
+    loop {
+        let since = *last_bytes.lock().unwrap_or_else(|p| p.into_inner());
+        let until = since + IDLE;
+        if tokio::time::Instant::now() >= until {
+            return;
+        }
+        tokio::time::sleep_until(until).await;
+    }
+}
+
 /// Opens a session's SSE stream, resuming after `last_seq`.
-async fn connect(client: &Client, id: &str, last_seq: Option<u64>) -> Result<SseStream> {
+async fn connect(client: &Client, id: &str, last_seq: Option<u64>) -> Result<Open> {
     let url = client.url(&["v1", "sessions", id, "events"]);
     let mut req = client
         .request(reqwest::Method::GET, url)
@@ -154,7 +213,16 @@ async fn connect(client: &Client, id: &str, last_seq: Option<u64>) -> Result<Sse
         req = req.header("last-event-id", seq.to_string());
     }
     let resp = client.execute(req).await?;
-    Ok(Box::pin(resp.bytes_stream().eventsource()))
+    let last_bytes = Arc::new(Mutex::new(tokio::time::Instant::now()));
+    let seen = last_bytes.clone();
+    let bytes = resp.bytes_stream().inspect(move |_| {
+        *seen.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
+    });
+    Ok(Open {
+        events: Box::pin(bytes.eventsource()),
+        last_bytes,
+        delivered: false,
+    })
 }
 
 fn data<T: DeserializeOwned>(event: &str, text: &str) -> Result<T> {

@@ -24,6 +24,7 @@ pub struct SessionSocket {
     /// [`SessionSocket::next_frame`].
     backlog: VecDeque<ServerFrame>,
     next_id: u64,
+    client: Client,
 }
 
 impl std::fmt::Debug for SessionSocket {
@@ -61,6 +62,7 @@ impl SessionSocket {
                 inner,
                 backlog: VecDeque::new(),
                 next_id: 0,
+                client: client.clone(),
             }),
             Err(tungstenite::Error::Http(resp)) => {
                 let status = resp.status().as_u16();
@@ -89,9 +91,25 @@ impl SessionSocket {
             .send(Message::text(Value::Object(frame).to_string()))
             .await
             .map_err(ws_error)?;
+        let deadline = self.timeout_for(O::DEADLINE);
+        tokio::time::timeout(deadline, self.reply_to::<O>(&id))
+            .await
+            .map_err(|_| Error::TimedOut {
+                what: O::NAME,
+                after: deadline,
+            })?
+    }
+
+    /// Reads frames until the reply to frame `id`; the events read meanwhile wait
+    /// in the backlog.
+    async fn reply_to<O: Operation>(&mut self, id: &str) -> Result<O::Reply> {
         loop {
             match self.read().await? {
-                Some(ServerFrame::Reply(reply)) if reply.id.as_deref() == Some(id.as_str()) => {
+                // A frame refused before its id could be read (too large) is
+                // answered with `id: null`; replies come in order, so it is ours.
+                Some(ServerFrame::Reply(reply))
+                    if reply.id.is_none() || reply.id.as_deref() == Some(id) =>
+                {
                     if let Some(error) = reply.error {
                         let status = error.code.http_status();
                         return Err(Error::from_body(status, ErrorBody { error }));
@@ -122,6 +140,10 @@ impl SessionSocket {
         self.read().await
     }
 
+    fn timeout_for(&self, deadline: crate::ops::Deadline) -> std::time::Duration {
+        self.client.timeout_for(deadline)
+    }
+
     /// Closes the socket with a normal close frame.
     pub async fn close(mut self) -> Result<()> {
         self.inner.close(None).await.map_err(ws_error)
@@ -137,12 +159,19 @@ impl SessionSocket {
             };
             match msg {
                 Message::Text(text) => {
-                    return serde_json::from_str(text.as_str()).map(Some).map_err(|e| {
-                        Error::Unexpected {
-                            status: 0,
-                            detail: format!("unreadable frame: {e}"),
-                        }
-                    });
+                    let unreadable = |e: serde_json::Error| Error::Unexpected {
+                        status: 0,
+                        detail: format!("unreadable frame: {e}"),
+                    };
+                    let value: Value = serde_json::from_str(text.as_str()).map_err(unreadable)?;
+                    // A newer server's kind of frame: not this client's to read.
+                    if value["event"]
+                        .as_str()
+                        .is_some_and(|e| !ServerFrame::KNOWN.contains(&e))
+                    {
+                        continue;
+                    }
+                    return serde_json::from_value(value).map(Some).map_err(unreadable);
                 }
                 Message::Close(_) => return Ok(None),
                 _ => continue,

@@ -45,6 +45,17 @@ pub enum Error {
     /// A bug: something that should not happen did. The text is for the log.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The node holding the session answered a forwarded request with this error
+    /// (its public message; the holder's log has the detail under `error_id`).
+    #[error("{message}")]
+    Remote {
+        /// The holder's code.
+        code: ErrorCode,
+        /// The holder's public message.
+        message: String,
+        /// The id the holder logged it under.
+        error_id: Option<String>,
+    },
 }
 
 impl Error {
@@ -59,6 +70,7 @@ impl Error {
             Self::Unavailable(_) | Self::Store(_) | Self::Write(_) => ErrorCode::Unavailable,
             Self::Timeout(_) => ErrorCode::Timeout,
             Self::Internal(_) => ErrorCode::Internal,
+            Self::Remote { code, .. } => *code,
         }
     }
 
@@ -68,23 +80,6 @@ impl Error {
         match self {
             Self::Internal(_) => "internal error".into(),
             other => other.to_string(),
-        }
-    }
-
-    /// The error a client gets back for `code` and `message` (an error that crossed
-    /// from another node).
-    pub fn from_code(code: ErrorCode, message: String) -> Self {
-        match code {
-            ErrorCode::NotFound => Self::NotFound(message),
-            ErrorCode::InvalidRequest => Self::InvalidRequest(message),
-            ErrorCode::Conflict => Self::Conflict(message),
-            ErrorCode::Protected => Self::Protected(message),
-            ErrorCode::PayloadTooLarge => Self::PayloadTooLarge(message),
-            ErrorCode::Timeout => Self::Timeout(message),
-            ErrorCode::Internal => Self::Internal(message),
-            ErrorCode::Unavailable | ErrorCode::MethodNotAllowed | ErrorCode::Unknown => {
-                Self::Unavailable(message)
-            }
         }
     }
 }

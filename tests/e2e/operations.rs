@@ -270,3 +270,34 @@ async fn every_operation_answers_the_same_over_http_websocket_and_a_forward() {
         "node b forwarded {forwards} (before: {forwards_before})"
     );
 }
+
+/// The SDK's socket gets an answer for a frame the server refuses before reading
+/// it (over the body limit, answered with `id: null`), and stays usable.
+#[tokio::test]
+async fn the_sdk_socket_is_answered_for_a_frame_too_large_to_read() {
+    let server = Server::start(&Store::Memory);
+    let client = Client::new(&server.url).unwrap();
+    let req = sessiond_client::model::CreateSessionRequest::default();
+    let id = client.create_session("ops", &req).await.unwrap().session.id;
+    let mut socket = client.websocket(&id, None).await.unwrap();
+    // Over the 2 MiB body limit, under twice it (past that the socket closes).
+    let huge = ops::SendPrompt {
+        prompt: "a".repeat(3 << 20),
+        idempotency_key: None,
+    };
+    let refused = tokio::time::timeout(DEADLINE, socket.call(&huge))
+        .await
+        .expect("an answer, not a hang");
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Api {
+                code: sessiond_client::ErrorCode::PayloadTooLarge,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let got = socket.call(&ops::GetSession {}).await.unwrap();
+    assert_eq!(got.session.id, id);
+}

@@ -44,6 +44,13 @@ pub enum ServerFrame {
     Reply(Reply),
 }
 
+impl ServerFrame {
+    /// The `event` names of the frames this version knows; a client skips others
+    /// (a newer server's).
+    pub const KNOWN: [&'static str; 6] =
+        ["message", "status", "lagged", "stalled", "error", "reply"];
+}
+
 /// The answer to a command: `data` when `ok`, `error` otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = CommandReply))]
@@ -98,6 +105,30 @@ pub struct ClientCommand {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn known_names_every_kind_of_frame() {
+        let status = json!({"session_id": "s", "status": "idle", "last_seq": 0,
+            "last_run": null, "updated_at": "t",
+            "usage": {"input_tokens": 0, "output_tokens": 0, "context_tokens": 0, "cost_usd": 0.0}});
+        let message = json!({"seq": 1, "id": "m", "run_id": null, "role": "user",
+            "content": "", "timestamp": "t"});
+        let frames = [
+            json!({"event": "message", "id": "1", "data": message}),
+            json!({"event": "status", "data": status}),
+            json!({"event": "lagged", "data": {"after_seq": 1}}),
+            json!({"event": "stalled", "data": {"run_id": "01a1fca6-b0a9-735c-9e7a-bea7febb46e1", "idle_ms": 5}}),
+            json!({"event": "error", "data": {"error": {"code": "internal", "message": "x"}}}),
+            json!({"event": "reply", "id": "1", "ok": true}),
+        ];
+        for frame in frames {
+            let parsed: ServerFrame = serde_json::from_value(frame.clone()).expect("a frame");
+            let back = serde_json::to_value(parsed).unwrap();
+            let name = back["event"].as_str().unwrap();
+            assert!(ServerFrame::KNOWN.contains(&name), "{name}");
+        }
+        assert!(serde_json::from_value::<ServerFrame>(json!({"event": "delta"})).is_err());
+    }
 
     #[test]
     fn frames_have_the_documented_shape() {

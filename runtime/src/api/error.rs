@@ -46,6 +46,11 @@ impl ApiError {
         self.code
     }
 
+    /// The id the response and the log line carry.
+    pub fn error_id(&self) -> &str {
+        &self.error_id
+    }
+
     /// 405 for a route that exists with another method.
     pub fn method_not_allowed() -> Self {
         Self::new(
@@ -92,6 +97,22 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
+        if let Error::Remote {
+            code,
+            message,
+            error_id: Some(id),
+        } = &e
+        {
+            // The holder's id: its log line has the detail.
+            return Self {
+                code: *code,
+                message: message.clone(),
+                error_id: id.clone(),
+                detail: Some(Arc::from(format!(
+                    "answered by the node holding the session: {message}"
+                ))),
+            };
+        }
         let detail = (e.source().is_some() || matches!(e, Error::Internal(_))).then(|| chain(&e));
         Self::new(e.code(), e.public_message(), detail)
     }

@@ -50,9 +50,11 @@ fn to_sse(item: crate::error::Result<SessionEvent>) -> Event {
                 idle_ms: *idle_ms,
             })
         }
-        Err(e) => Event::default()
-            .event("error")
-            .json_data(ApiError::from(e.clone()).body()),
+        Err(e) => Event::default().event("error").json_data({
+            let error = ApiError::from(e.clone());
+            error.log("/v1/sessions/{id}/events");
+            error.body()
+        }),
     };
     event.unwrap_or_else(|_| Event::default().event("error").data("unserializable event"))
 }

@@ -26,9 +26,11 @@ fn to_sse(item: &crate::error::Result<ProjectEvent>) -> Option<Event> {
             .json_data(changed_view(*session_id, *reason)),
         Ok(ProjectEvent::Status(s)) => Event::default().event("status").json_data(status_view(s)),
         Ok(ProjectEvent::Unknown) => return None,
-        Err(e) => Event::default()
-            .event("error")
-            .json_data(ApiError::from(e.clone()).body()),
+        Err(e) => Event::default().event("error").json_data({
+            let error = ApiError::from(e.clone());
+            error.log("/v1/projects/{project}/events");
+            error.body()
+        }),
     };
     Some(event.unwrap_or_else(|_| Event::default().event("error").data("unserializable event")))
 }

@@ -206,8 +206,10 @@ fn event_frame(item: Result<SessionEvent>) -> ServerFrame {
                 idle_ms,
             },
         },
-        Err(e) => ServerFrame::Error {
-            data: ApiError::from(e).body(),
-        },
+        Err(e) => {
+            let error = ApiError::from(e);
+            error.log("/v1/sessions/{id}/ws");
+            ServerFrame::Error { data: error.body() }
+        }
     }
 }

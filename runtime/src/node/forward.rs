@@ -24,6 +24,10 @@ use sessiond_client::ErrorCode;
 pub(crate) struct WireError {
     code: WireCode,
     message: String,
+    /// The id the holder logged the error under; the caller's answer carries the
+    /// same, so one id finds the error on both nodes.
+    #[serde(default)]
+    error_id: Option<String>,
 }
 
 /// The code of an error between nodes: an API error code, or the holder's answer
@@ -43,6 +47,7 @@ impl WireError {
         Self {
             code: WireCode::NotHolder,
             message: format!("node {node} does not hold the session"),
+            error_id: None,
         }
     }
 
@@ -51,6 +56,7 @@ impl WireError {
         Self {
             code: WireCode::Api(ErrorCode::Unavailable),
             message: "node busy: too many forwarded requests in flight; retry".into(),
+            error_id: None,
         }
     }
 
@@ -64,12 +70,12 @@ impl From<&Error> for WireError {
     /// Only the code and the public message cross: an internal detail stays in
     /// the holder's log.
     fn from(e: &Error) -> Self {
-        if e.code().http_status() >= 500 {
-            crate::api::error::ApiError::from(e.clone()).log("forwarded");
-        }
+        let error = crate::api::error::ApiError::from(e.clone());
+        error.log("forwarded");
         Self {
             code: WireCode::Api(e.code()),
             message: e.public_message(),
+            error_id: Some(error.error_id().to_string()),
         }
     }
 }
@@ -77,7 +83,11 @@ impl From<&Error> for WireError {
 impl From<WireError> for Error {
     fn from(w: WireError) -> Self {
         match w.code {
-            WireCode::Api(code) => Error::from_code(code, w.message),
+            WireCode::Api(code) => Error::Remote {
+                code,
+                message: w.message,
+                error_id: w.error_id,
+            },
             WireCode::NotHolder => Error::Unavailable(w.message),
         }
     }
@@ -287,7 +297,7 @@ mod tests {
             )
             .await;
         assert!(
-            matches!(got, Err(ForwardError::Remote(Error::Conflict(_)))),
+            matches!(&got, Err(ForwardError::Remote(e)) if e.code() == ErrorCode::Conflict),
             "{got:?}"
         );
         // Nobody listens on node z: no answer by the deadline.

@@ -169,7 +169,6 @@ mod tests {
     use sessiond_store::ProjectId;
 
     use super::*;
-    use crate::error::Error;
     use crate::node::{Drivers, NewSession};
 
     fn config(id: &str) -> Config {
@@ -211,7 +210,9 @@ mod tests {
         let refused = caller.execute(&tenant, meta.id, send("refused")).await;
         let took = started.elapsed();
         match refused {
-            Err(Error::Unavailable(m)) => assert!(m.contains("node busy"), "{m}"),
+            Err(e) if e.code() == sessiond_client::ErrorCode::Unavailable => {
+                assert!(e.to_string().contains("node busy"), "{e}")
+            }
             other => panic!("expected unavailable, got {other:?}"),
         }
         // At once: not at the forward's deadline (call timeout + 1 s = 11 s).

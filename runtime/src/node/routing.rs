@@ -73,9 +73,17 @@ impl Node {
                         Err(ForwardError::NoAnswer) => {
                             // Dead or frozen: once its lease runs out, the next look
                             // finds the session free and takes it.
-                            if self.backend().leases.owner(tenant, id).await?
-                                == Some(holder.clone())
-                            {
+                            let still_held = self.backend().leases.owner(tenant, id).await?
+                                == Some(holder.clone());
+                            if still_held && !op.retry_safe() {
+                                // It may have been applied: a "retry" answer would
+                                // invite a second reset, compact or delete.
+                                return Err(Error::Timeout(format!(
+                                    "node {holder} holds session {id} and did not answer: the {} may or may not have been applied; look at the session before retrying",
+                                    O::NAME
+                                )));
+                            }
+                            if still_held {
                                 return Err(Error::Unavailable(format!(
                                     "node {holder} holds session {id} and did not answer; retry (its lease expires within {} s if it is gone)",
                                     self.config().session.lease_ttl.as_secs().max(1)
