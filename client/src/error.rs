@@ -35,6 +35,19 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code a server of this version answers (all but `Unknown`).
+    pub const SENT: [ErrorCode; 9] = [
+        Self::NotFound,
+        Self::InvalidRequest,
+        Self::Conflict,
+        Self::Protected,
+        Self::PayloadTooLarge,
+        Self::MethodNotAllowed,
+        Self::Unavailable,
+        Self::Timeout,
+        Self::Internal,
+    ];
+
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -79,20 +92,9 @@ impl ErrorCode {
 impl utoipa::PartialSchema for ErrorCode {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{ObjectBuilder, Type};
-        let known = [
-            Self::NotFound,
-            Self::InvalidRequest,
-            Self::Conflict,
-            Self::Protected,
-            Self::PayloadTooLarge,
-            Self::MethodNotAllowed,
-            Self::Unavailable,
-            Self::Timeout,
-            Self::Internal,
-        ];
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .enum_values(Some(known.map(Self::as_str)))
+            .enum_values(Some(Self::SENT.map(Self::as_str)))
             .description(Some(
                 "The stable code of an API error: clients branch on this, never on the \
                  message. A newer server may answer a code not listed here: handle it by its \
@@ -212,17 +214,7 @@ mod tests {
 
     #[test]
     fn codes_are_snake_case_and_unknown_ones_are_kept_apart() {
-        for code in [
-            ErrorCode::NotFound,
-            ErrorCode::InvalidRequest,
-            ErrorCode::Conflict,
-            ErrorCode::Protected,
-            ErrorCode::PayloadTooLarge,
-            ErrorCode::MethodNotAllowed,
-            ErrorCode::Unavailable,
-            ErrorCode::Timeout,
-            ErrorCode::Internal,
-        ] {
+        for code in ErrorCode::SENT {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, code.as_str());
             assert_eq!(serde_json::from_value::<ErrorCode>(json).unwrap(), code);

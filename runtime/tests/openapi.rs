@@ -161,17 +161,7 @@ fn every_session_operation_is_there_with_its_route() {
 #[test]
 fn every_error_response_is_the_error_shape_and_names_its_codes() {
     let doc = generated();
-    let codes = [
-        ErrorCode::NotFound,
-        ErrorCode::InvalidRequest,
-        ErrorCode::Conflict,
-        ErrorCode::Protected,
-        ErrorCode::PayloadTooLarge,
-        ErrorCode::MethodNotAllowed,
-        ErrorCode::Unavailable,
-        ErrorCode::Timeout,
-        ErrorCode::Internal,
-    ];
+    let codes = ErrorCode::SENT;
     let mut errors = 0;
     for (path, method, op) in operations(&doc) {
         for (status, response) in op["responses"].as_object().unwrap() {
