@@ -26,9 +26,6 @@ mod projects;
 mod sessions;
 mod ws;
 
-/// The API's wire types (the client crate's).
-pub use sessiond_client::model;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};

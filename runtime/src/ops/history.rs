@@ -88,8 +88,12 @@ impl Serve for History {
     async fn serve(self, here: Here<'_>) -> Result<HistoryResponse> {
         let store = &here.node.backend().sessions;
         let (tenant, id) = (here.tenant, here.id);
-        let messages: Vec<Message> = match page(&self, &here.node.config().limits)? {
-            Page::After { after, limit } => store.read_log(tenant, id, after, limit).await?,
+        // Whether the session is known to exist (read its meta) besides the page.
+        let (messages, known): (Vec<Message>, bool) = match page(&self, &here.node.config().limits)?
+        {
+            Page::After { after, limit } => {
+                (store.read_log(tenant, id, after, limit).await?, false)
+            }
             Page::Before { before, limit } => {
                 // Past the end means "the last `limit`".
                 let meta = here.node.get_session(tenant, id).await?;
@@ -97,15 +101,15 @@ impl Serve for History {
                 let after = before.saturating_sub(1).saturating_sub(limit as u64);
                 let mut page = store.read_log(tenant, id, after, limit).await?;
                 page.retain(|m| m.seq < before);
-                page
+                (page, true)
             }
             Page::Tail(limit) => {
                 let meta = here.node.get_session(tenant, id).await?;
                 let after = meta.last_seq.saturating_sub(limit as u64);
-                store.read_log(tenant, id, after, limit).await?
+                (store.read_log(tenant, id, after, limit).await?, true)
             }
         };
-        if messages.is_empty() {
+        if messages.is_empty() && !known {
             // Tell an empty page of a real session from an unknown session.
             here.node.get_session(tenant, id).await?;
         }

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::model::ServerFrame;
+use sessiond_client::model::ServerFrame;
 
 /// Frames that may wait for the client. Enough for bursts (a replay page, a
 /// run's chunks) while a healthy client catches up; small enough that a socket
@@ -216,7 +216,7 @@ mod tests {
     use std::task::{Context, Poll};
 
     use super::*;
-    use crate::api::model::LaggedView;
+    use sessiond_client::model::LaggedView;
 
     fn frame(after_seq: u64) -> ServerFrame {
         ServerFrame::Lagged {
